@@ -1,0 +1,136 @@
+"""The one rotation convention of aetbench, and the voxel/pixel coordinate frames.
+
+Everything that rotates atoms (the simulators) or drives a projector (the
+reconstructors) goes through this module; importers convert external
+conventions into it.  No other module builds rotation matrices.
+
+Euler convention (the paper's)
+------------------------------
+For Euler angles ``(phi, theta, psi)`` in **degrees**::
+
+    R = (R_z(phi) @ R_y(theta) @ R_x(psi)).T
+
+``R`` maps a point ``r`` given in the *object* frame (the particle's own
+frame, the frame of the ground truth and of reconstructed volumes) to the
+*beam* frame: ``r_beam = R @ (r - centre)``.  The beam travels along the beam
+frame's z axis; a projection image is the integral along z, sampled on the
+beam frame's (x, y) plane.  ``theta`` alone is a tilt about the second image
+axis (y): the tilt axis of single-axis tomography.
+
+Array axis order
+----------------
+* A volume array is indexed ``[ix, iy, iz]`` (object x, y, z).
+* A projection image is indexed ``[ix, iy]`` (beam-frame x, y); a tilt series
+  stacks them as ``(n_projections, nx, ny)``.
+* The coordinate origin sits on index ``n // 2`` along every axis (the FFT
+  centre), so position [Å] = (index - n // 2) * spacing [Å].
+
+Examples
+--------
+>>> import numpy as np
+>>> R = rotation_matrix(0.0, 90.0, 0.0)
+>>> np.round(R @ [1.0, 0.0, 0.0], 12)   # a tilt of 90 deg turns x into the beam axis
+array([0., 0., 1.])
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "rotation_matrix",
+    "rotation_matrices",
+    "object_to_beam",
+    "beam_to_object",
+    "centre_index",
+    "axis_coordinates",
+    "index_to_position",
+    "position_to_index",
+    "single_axis_angles",
+]
+
+
+def _rz(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _ry(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+
+
+def _rx(a: float) -> np.ndarray:
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def rotation_matrix(phi: float, theta: float, psi: float) -> np.ndarray:
+    """Object→beam rotation ``R = (R_z(phi) R_y(theta) R_x(psi))ᵀ``.
+
+    Parameters
+    ----------
+    phi, theta, psi : float
+        Euler angles in degrees; ``theta`` is the tilt about the y (second
+        image) axis.
+
+    Returns
+    -------
+    ndarray, shape (3, 3)
+        Orthonormal matrix with ``r_beam = R @ r_object``.
+    """
+    p, t, s = np.deg2rad([phi, theta, psi])
+    return (_rz(p) @ _ry(t) @ _rx(s)).T
+
+
+def rotation_matrices(angles_deg) -> np.ndarray:
+    """Stack of :func:`rotation_matrix` for ``angles_deg`` of shape (n, 3) [deg]."""
+    angles = np.atleast_2d(np.asarray(angles_deg, dtype=float))
+    if angles.shape[-1] != 3:
+        raise ValueError(f"Euler angles must have shape (n, 3) as (phi, theta, psi) in degrees, got {angles.shape}")
+    return np.stack([rotation_matrix(*a) for a in angles])
+
+
+def object_to_beam(positions, angles_deg, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Rotate object-frame positions [Å] into the beam frame for one orientation.
+
+    The rotation is always about the fixed ``centre`` [Å] (never re-centred per
+    tilt); the result is relative to that centre.
+    """
+    R = rotation_matrix(*np.asarray(angles_deg, dtype=float).ravel()[:3])
+    return (np.asarray(positions, dtype=float) - np.asarray(centre, dtype=float)) @ R.T
+
+
+def beam_to_object(positions, angles_deg, centre=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """Inverse of :func:`object_to_beam`."""
+    R = rotation_matrix(*np.asarray(angles_deg, dtype=float).ravel()[:3])
+    return np.asarray(positions, dtype=float) @ R + np.asarray(centre, dtype=float)
+
+
+def centre_index(n: int) -> int:
+    """Index of the coordinate origin on an axis of ``n`` samples (``n // 2``)."""
+    return int(n) // 2
+
+
+def axis_coordinates(n: int, spacing: float) -> np.ndarray:
+    """Positions [Å] of the ``n`` samples of an axis with ``spacing`` [Å]."""
+    return (np.arange(int(n)) - centre_index(n)) * float(spacing)
+
+
+def index_to_position(index, shape, spacing: float) -> np.ndarray:
+    """Convert (fractional) array indices (..., 3) to positions [Å]."""
+    shape = np.asarray(shape)
+    return (np.asarray(index, dtype=float) - shape // 2) * float(spacing)
+
+
+def position_to_index(position, shape, spacing: float) -> np.ndarray:
+    """Convert positions [Å] (..., 3) to fractional array indices."""
+    shape = np.asarray(shape)
+    return np.asarray(position, dtype=float) / float(spacing) + shape // 2
+
+
+def single_axis_angles(thetas_deg) -> np.ndarray:
+    """Euler angles (n, 3) [deg] for a single-axis tilt series about y."""
+    thetas = np.asarray(thetas_deg, dtype=float).ravel()
+    out = np.zeros((thetas.size, 3))
+    out[:, 1] = thetas
+    return out

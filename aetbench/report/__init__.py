@@ -1,0 +1,1 @@
+"""aetbench.report"""
