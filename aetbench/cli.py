@@ -1,0 +1,137 @@
+"""Command line: ``aetbench run | list | score | structure | bench``.
+
+User errors (bad scenario, unreadable file, unknown method …) print one line
+``aetbench: error: …`` and exit with status 2; no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .io.files import AetbenchError
+
+__all__ = ["main"]
+
+
+def _scenario_dirs() -> list[Path]:
+    here = Path.cwd() / "scenarios"
+    pkg = Path(__file__).resolve().parents[1] / "scenarios"
+    return [d for d in dict.fromkeys([here, pkg]) if d.is_dir()]
+
+
+def _resolve_scenario(name: str) -> Path:
+    p = Path(name)
+    if p.exists() or p.suffix == ".toml":
+        return p
+    for d in _scenario_dirs():
+        for cand in (d / f"{name}.toml", *d.glob(f"**/{name}.toml")):
+            if cand.exists():
+                return cand
+    return p
+
+
+def cmd_run(args) -> int:
+    from .pipeline import run_scenario
+
+    out = run_scenario(_resolve_scenario(args.scenario), reports_root=args.reports, cache_dir=args.cache_dir,
+                       quiet=args.quiet, scheduler=args.scheduler, device=args.device,
+                       save_volumes=args.save_volumes)
+    print(f"report: {out / 'report.md'}")
+    if not args.quiet:
+        text = (out / "report.md").read_text()
+        print(text.split("## Figures")[0].rstrip())
+    return 0
+
+
+def cmd_list(args) -> int:
+    import tomllib
+
+    from .methods import METHODS
+
+    print("scenarios:")
+    for d in _scenario_dirs():
+        for p in sorted(d.rglob("*.toml")):
+            try:
+                desc = tomllib.loads(p.read_text()).get("description", "")
+            except Exception:  # noqa: BLE001 - listing must not fail on one bad file
+                desc = "(invalid TOML)"
+            print(f"  {p.relative_to(d.parent)}  {desc}")
+    print("methods:")
+    for name, m in sorted(METHODS.items()):
+        print(f"  {name:10s} {m.description}")
+    return 0
+
+
+def cmd_score(args) -> int:
+    from .score.command import run
+
+    return run(args)
+
+
+def cmd_bench(args) -> int:
+    import subprocess
+
+    tests = Path(__file__).resolve().parents[1] / "tests" / "bench"
+    cmd = [sys.executable, "-m", "pytest", str(tests), "--benchmark-enable", "-q", *args.pytest_args]
+    if args.heavy:
+        os.environ["AETBENCH_BENCH_HEAVY"] = "1"
+    return subprocess.call(cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="aetbench", description="Atomic electron tomography benchmark suite")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="run a scenario and write a report")
+    r.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    r.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    r.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    r.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+    r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for simulations")
+    r.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="abTEM device")
+    r.add_argument("--save-volumes", action="store_true", help="also write reconstructed volumes (HDF5)")
+    r.set_defaults(func=cmd_run)
+
+    lst = sub.add_parser("list", help="list scenarios and methods")
+    lst.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("score", help="score a traced model against a ground truth")
+    try:
+        from .score.command import add_arguments
+
+        add_arguments(s)
+    except ImportError:  # pragma: no cover - during development only
+        pass
+    s.set_defaults(func=cmd_score)
+
+    try:
+        from .structures.command import add_arguments as add_structure
+
+        add_structure(sub)
+    except ImportError:  # pragma: no cover - structures CLI is optional while it is being built
+        pass
+
+    b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
+    b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")
+    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    b.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except AetbenchError as e:
+        print(f"aetbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("aetbench: interrupted (finished results are kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

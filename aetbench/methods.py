@@ -1,0 +1,170 @@
+"""Registry of named reconstruction methods.
+
+A *method* is a named composition of stage functions and their parameters:
+preprocess steps (TiltSeries → TiltSeries), one reconstruction
+(TiltSeries → Volume), tracing (Volume → TracedModel), classification and
+optional refinement (TracedModel, Volume → TracedModel).  Competing methods
+plug into the same slots; scenario files choose them by name and override
+parameters with ``[method_options.NAME]`` (``param = value`` when the name is
+unique across steps, else ``"stage.param" = value``).
+
+Examples
+--------
+>>> sorted(METHODS)[:3]
+['busch2026', 'fbp', 'liao2026']
+>>> METHODS['resire'].with_options({'iterations': 10}).step('reconstruct').params['iterations']
+10
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+from .io.files import AetbenchError
+from .types import TiltSeries, TracedModel, Volume
+
+__all__ = ["Step", "Method", "METHODS", "get_method", "MethodResult", "run_method"]
+
+STAGES = ("preprocess", "reconstruct", "trace", "classify", "refine")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One stage function: ``func`` is ``"module:function"``; ``params`` its keyword arguments."""
+
+    stage: str
+    func: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.func.rsplit(":", 1)[-1]
+
+    def load(self) -> Callable:
+        mod, fn = self.func.split(":")
+        return getattr(importlib.import_module(mod), fn)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    steps: tuple[Step, ...]
+
+    def step(self, stage: str) -> Step:
+        for s in self.steps:
+            if s.stage == stage:
+                return s
+        raise KeyError(stage)
+
+    def with_options(self, options: dict[str, Any]) -> "Method":
+        """Copy with parameters overridden (``param`` or ``"stage.param"`` keys)."""
+        steps = [replace(s, params=dict(s.params)) for s in self.steps]
+        for key, value in options.items():
+            if "." in key:
+                stage, param = key.split(".", 1)
+                targets = [s for s in steps if s.stage == stage or s.name == stage]
+                targets = [s for s in targets if param in s.params]
+            else:
+                param = key
+                targets = [s for s in steps if param in s.params]
+            if not targets:
+                known = sorted(f"{s.stage}.{p}" for s in steps for p in s.params)
+                raise AetbenchError(f"method_options.{self.name}.{key}: unknown parameter (known: {', '.join(known)})")
+            if len(targets) > 1 and "." not in key:
+                raise AetbenchError(f"method_options.{self.name}.{key}: ambiguous; write it as "
+                                    + " or ".join(f'"{s.stage}.{param}"' for s in targets))
+            old = targets[0].params[param]
+            if old is not None and not isinstance(value, type(old)) and not (isinstance(old, float) and isinstance(value, int)):
+                raise AetbenchError(f"method_options.{self.name}.{key}: expected {type(old).__name__}, got {value!r}")
+            targets[0].params[param] = value
+        return replace(self, steps=tuple(steps))
+
+    def config(self) -> dict:
+        """JSON-able description (for cache keys and reports)."""
+        return {"name": self.name, "steps": [{"stage": s.stage, "func": s.func, "params": s.params} for s in self.steps]}
+
+
+_PRE = "aetbench.preprocess"
+_REC = "aetbench.reconstruct"
+_TR = "aetbench.trace"
+
+_simple_trace = Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.9, "oversampling": 1})
+_classify = Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8})
+
+METHODS: dict[str, Method] = {
+    "resire": Method(
+        "resire", "background subtraction, RESIRE (positivity), local-maximum tracing, k-means classification",
+        (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
+         Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 150, "step": 1.0}),
+         _simple_trace, _classify)),
+    "sirt": Method(
+        "sirt", "background subtraction, SIRT (positivity), local-maximum tracing, k-means classification",
+        (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
+         Step("reconstruct", f"{_REC}.sirt:sirt", {"iterations": 150}),
+         _simple_trace, _classify)),
+    "fbp": Method(
+        "fbp", "background subtraction, filtered back-projection (ramp), local-maximum tracing, k-means",
+        (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
+         Step("reconstruct", f"{_REC}.fbp:fbp", {"filter": "hann"}),
+         _simple_trace, _classify)),
+    "liao2026": Method(
+        "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, centre-of-mass "
+                    "alignment, RESIRE, polynomial sub-voxel tracing, multi-step k-means",
+        (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "bm3d-like"}),
+         Step("preprocess", f"{_PRE}.background:subtract_background", {}),
+         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
+         Step("preprocess", f"{_PRE}.align:align_centre_of_mass", {}),
+         Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 200, "step": 1.0}),
+         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "poly", "min_distance_A": 1.9, "oversampling": 3}),
+         Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}))),
+    "busch2026": Method(
+        "busch2026", "Busch et al. 2026 style: Gaussian pre-filter, no alignment, SIRT 200 iterations, same tracing",
+        (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "gaussian"}),
+         Step("preprocess", f"{_PRE}.background:subtract_background", {}),
+         Step("reconstruct", f"{_REC}.sirt:sirt", {"iterations": 200}),
+         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "poly", "min_distance_A": 1.9, "oversampling": 3}),
+         Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}))),
+}
+
+
+def get_method(name: str, options: dict | None = None) -> Method:
+    try:
+        m = METHODS[name]
+    except KeyError:
+        raise AetbenchError(f"unknown method {name!r} (known: {', '.join(sorted(METHODS))})") from None
+    return m.with_options(options or {})
+
+
+@dataclass
+class MethodResult:
+    traced: TracedModel
+    volume: Volume
+    seconds: dict[str, float]
+    preprocessed: TiltSeries
+
+
+def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int = 0,
+               progress: bool = False) -> MethodResult:
+    """Run every step of ``method`` on ``ts``; returns the traced model, the volume and seconds per stage."""
+    seconds: dict[str, float] = {}
+    volume = traced = None
+    for step in method.steps:
+        fn = step.load()
+        t0 = time.perf_counter()
+        if step.stage == "preprocess":
+            ts = fn(ts, **step.params)
+        elif step.stage == "reconstruct":
+            volume = fn(ts, progress=progress, **step.params)
+        elif step.stage == "trace":
+            traced = fn(volume, **step.params)
+        elif step.stage == "classify":
+            traced = fn(traced, volume, elements=list(elements), seed=seed, **step.params)
+        elif step.stage == "refine":
+            traced = fn(traced, volume, **step.params)
+        else:  # pragma: no cover - guarded by construction
+            raise AetbenchError(f"method {method.name}: unknown stage {step.stage!r}")
+        seconds[step.stage] = seconds.get(step.stage, 0.0) + time.perf_counter() - t0
+    return MethodResult(traced=traced, volume=volume, seconds=seconds, preprocessed=ts)

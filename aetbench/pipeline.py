@@ -1,0 +1,249 @@
+"""Scenario runner: structure → tilt series → methods → scores → report.
+
+Every (structure, dose) *case* yields one tilt series, simulated (cached
+under a content hash of structure, simulation config, seed and code
+version) or imported from ``[[input]]`` files.  Every method runs on it; its
+traced model is cached too (keyed by tilt series and method config), so an
+interrupted run resumes where it stopped and sweeps reuse finished cells.
+Results are written atomically under ``reports/<scenario>/<timestamp>/``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from . import cache
+from .io.files import AetbenchError, atomic_write_path, atomic_write_text
+from .methods import METHODS, get_method, run_method
+from .scenario import Scenario, load_scenario, resolve_data_path
+from .types import NON_ATOM, SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
+
+__all__ = ["Case", "cases", "run_scenario", "progress_enabled"]
+
+
+def progress_enabled(quiet: bool) -> bool:
+    """Progress bars unless ``--quiet`` or running in CI."""
+    return not quiet and os.environ.get("CI", "").lower() != "true"
+
+
+@dataclass
+class Case:
+    """One tilt series to reconstruct, with its ground truth."""
+
+    structure: str
+    dose: float
+    truth: AtomicModel | None
+    elements: list[str]
+    reference: str
+    key: str
+    make: Callable[[], TiltSeries]
+
+
+# --------------------------------------------------------------------------- cases
+
+def _structure(sc: Scenario) -> AtomicModel:
+    st = sc.structure
+    if st.source == "random":
+        from .structures.random import random_sphere
+
+        return random_sphere(st.n_atoms, element=st.element, min_distance=st.min_distance,
+                             density=st.density, seed=sc.seed)
+    if st.source == "recipe":
+        from .structures.command import build_structure
+
+        return build_structure(st.recipe, seed=sc.seed)
+    from .io.models import read_model
+
+    return read_model(resolve_data_path(st.path, sc, "structure.path"), elements=st.elements or None,
+                      axes=st.axes or None)
+
+
+def _noise_seed(seed: int, dose: float) -> int:
+    return int(cache.content_hash("noise", seed, dose), 16) % (2**32)
+
+
+def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
+    sim = sc.simulation
+    truth = _structure(sc)
+    angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
+    code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
+    clean_key = cache.content_hash("clean", asdict(sc.structure), {k: v for k, v in asdict(sim).items() if k != "doses"},
+                                   sc.seed, truth.positions, list(truth.elements), code)
+
+    def clean() -> TiltSeries:
+        path = cache_dir / "tiltseries" / f"{clean_key}-clean.h5"
+        if path.exists():
+            return TiltSeries.read(path)
+        if sim.model == "linear":
+            from .simulate.linear import LinearParams, simulate_linear
+
+            params = LinearParams(amplitude=dict(sim.amplitude), default_sigma_A=sim.atom_sigma,
+                                  blur_sigma_A=sim.blur_sigma)
+            ts = simulate_linear(truth, angles, pixel_size=sim.pixel_size, shape=tuple(sim.image_size), params=params,
+                                 metadata={"structure": sc.structure.label(), "seed": sc.seed})
+        else:
+            from .simulate.abtem_adf import ADFConfig, simulate_adf
+
+            ts = simulate_adf(truth, angles, ADFConfig(**sim.abtem), seed=sc.seed, pixel_size=sim.pixel_size,
+                              shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
+                              cache_dir=cache_dir / "tilts", device=device)
+        ts.write(path)
+        return ts
+
+    out = []
+    for dose in sim.doses:
+        key = cache.content_hash(clean_key, "dose", dose, sim.background)
+
+        def make(dose=dose, key=key) -> TiltSeries:
+            from .simulate.dose import apply_dose
+
+            path = cache_dir / "tiltseries" / f"{key}.h5"
+            if path.exists():
+                return TiltSeries.read(path)
+            ts = apply_dose(clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background)
+            ts.write(path)
+            return ts
+
+        out.append(Case(sc.structure.label(), float(dose), truth, truth.species, "", key, make))
+    return out
+
+
+def _input_cases(sc: Scenario) -> list[Case]:
+    out = []
+    for i, inp in enumerate(sc.input):
+        where = f"input[{i}]"
+        proj = resolve_data_path(inp.projections, sc, f"{where}.projections")
+        truth = None
+        if inp.truth:
+            from .io.models import read_model
+
+            truth = read_model(resolve_data_path(inp.truth, sc, f"{where}.truth"),
+                               elements=inp.truth_elements or None, axes=inp.truth_axes or None,
+                               types_path=resolve_data_path(inp.truth_types, sc, f"{where}.truth_types")
+                               if inp.truth_types else None)
+        elements = list(inp.elements) or (truth.species if truth is not None else [])
+        if not elements:
+            raise AetbenchError(f"{sc.path}: {where}.elements: required when no truth is given (e.g. ['Si'])")
+        if inp.kind == "paper-mat":
+            ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
+            key = cache.content_hash("paper-mat", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
+                                     inp.dose, cache.code_fingerprint("io"))
+
+            def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
+                from .io.paper import read_paper_tilt_series
+
+                dose = None if not np.isfinite(inp.dose) else inp.dose
+                return read_paper_tilt_series(proj, ang, pixel_size=inp.pixel_size, dose=dose)
+        else:
+            key = cache.content_hash("hdf5", cache.file_digest(proj))
+
+            def make(proj=proj) -> TiltSeries:
+                return TiltSeries.read(proj)
+        label = inp.label or proj.parent.name or proj.stem
+        out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
+    return out
+
+
+def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None, device="cpu") -> list[Case]:
+    return _input_cases(sc) if sc.input else _simulated_cases(sc, cache_dir, progress, scheduler, device)
+
+
+# --------------------------------------------------------------------------- traced-model cache
+
+def _save_traced(path: Path, traced: TracedModel, seconds: dict, volume_meta: dict) -> None:
+    with atomic_write_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, positions=traced.model.positions, elements=traced.model.elements.astype("U3"),
+                     intensity=np.asarray(traced.intensity, float),
+                     meta=json.dumps({"seconds": seconds, "volume": volume_meta}, default=str))
+
+
+def _load_traced(path: Path):
+    with np.load(path, allow_pickle=False) as z:
+        traced = TracedModel(AtomicModel(z["positions"], z["elements"]), z["intensity"])
+        meta = json.loads(str(z["meta"]))
+    return traced, meta["seconds"], meta["volume"]
+
+
+# --------------------------------------------------------------------------- runner
+
+def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=False, scheduler=None,
+                 device="cpu", save_volumes=False, out_dir=None) -> Path:
+    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder."""
+    from tqdm.auto import tqdm
+
+    from .report.markdown import write_report
+    from .score import score, score_details
+
+    sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
+    for m in sc.methods:
+        get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    progress = progress_enabled(quiet)
+    cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
+    out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
+
+    rows, details, stage_rows, traced_models = [], {}, [], {}
+    all_cases = cases(sc, cache_dir, progress, scheduler, device)
+    cells = [(c, m) for c in all_cases for m in sc.methods]
+    bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
+    for case, mname in bar:
+        bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
+        method = get_method(mname, sc.method_options.get(mname))
+        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code)
+        rpath = cache_dir / "results" / f"{rkey}.npz"
+        if rpath.exists():
+            traced, seconds, vmeta = _load_traced(rpath)
+        else:
+            t0 = time.perf_counter()
+            ts = case.make()
+            seconds = {"load": time.perf_counter() - t0}
+            res = run_method(method, ts, elements=case.elements, seed=sc.seed, progress=progress)
+            seconds.update(res.seconds)
+            traced = res.traced
+            vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
+            _save_traced(rpath, traced, seconds, vmeta)
+            if save_volumes:
+                res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
+        tag = f"{case.structure}_dose{case.dose:g}_{mname}"
+        traced.atoms().write(out / "models" / f"{tag}.xyz")
+        traced_models[tag] = traced
+        total = float(sum(seconds.values()))
+        stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
+                           **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
+        if case.truth is None:
+            continue
+        for protocol in sc.scoring.protocol:
+            df = score(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol=protocol)
+            for r in df.to_dict("records"):
+                rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
+                             "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
+                             "reference": case.reference, **r})
+        details[tag] = (case, score_details(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol="strict"))
+        # write partial results after every cell: an interruption never loses finished work
+        _write_scores(out, rows)
+    bar.close()
+    _write_scores(out, rows)
+    pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
+    write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
+                 pd.DataFrame(stage_rows), details)
+    return out
+
+
+def _write_scores(out: Path, rows: list[dict]) -> None:
+    if not rows:
+        return
+    df = pd.DataFrame(rows)
+    extra = [c for c in df.columns if c not in SCORE_COLUMNS]
+    df = df[SCORE_COLUMNS + extra]
+    with atomic_write_path(out / "scores.csv") as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")

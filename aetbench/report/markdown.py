@@ -1,0 +1,98 @@
+"""The per-run report: ``report.md`` with tables, next to ``scores.csv`` and PNG figures."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io.files import atomic_write_text
+from .published import published
+
+__all__ = ["write_report", "markdown_table", "with_published"]
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
+    """Render a DataFrame as a GitHub-flavoured markdown table."""
+    if df.empty:
+        return "_(no rows)_\n"
+    cols = list(df.columns)
+
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            if np.isnan(v):
+                return "–"
+            if abs(v) >= 1e3 and float(v).is_integer():
+                return f"{v:.3g}" if abs(v) >= 1e4 else f"{v:.0f}"
+            return floatfmt.format(v)
+        return str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join(" --- " for _ in cols) + "|"]
+    for row in df.itertuples(index=False):
+        lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def with_published(scores: pd.DataFrame) -> pd.DataFrame:
+    """Paper-protocol rows with the published rate/precision beside ours (where a reference exists)."""
+    df = scores[scores["protocol"] == "paper"].copy()
+    if "reference" not in df or df.empty:
+        return pd.DataFrame()
+    df = df[df["reference"].fillna("") != ""]
+    if df.empty:
+        return pd.DataFrame()
+    pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
+    df["paper_rate_pct"] = [p[0] if p else np.nan for p in pub]
+    df["paper_precision_pm"] = [p[1] if p and p[1] is not None else np.nan for p in pub]
+    return df[["structure", "dose", "method", "element", "rate_pct", "paper_rate_pct", "precision_pm",
+               "paper_precision_pm"]]
+
+
+def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict) -> Path:
+    """Write ``report.md`` and the figures into ``out``; returns the report path."""
+    from .plots import plot_error_histogram, plot_model_vs_truth, plot_rate_precision
+
+    out = Path(out)
+    parts = [f"# aetbench report — {scenario.name}\n"]
+    if scenario.description:
+        parts.append(scenario.description + "\n")
+    parts.append(f"Scenario file: `{scenario.path}`; methods: {', '.join(scenario.methods)}; "
+                 f"cutoff {scenario.scoring.cutoff:g} Å; seed {scenario.seed}.\n")
+    figures = []
+    if not scores.empty:
+        cols = ["structure", "dose", "method", "element", "n_truth", "n_traced", "identified", "rate_pct",
+                "precision_pm", "false_positives", "wrong_element", "seconds"]
+        for protocol in scenario.scoring.protocol:
+            sub = scores[scores["protocol"] == protocol][cols]
+            title = {"paper": "Paper protocol (per-element nearest neighbour, not one-to-one; Liao et al. 2026)",
+                     "strict": "Strict protocol (one translation, one-to-one assignment, same element required)"}
+            parts.append(f"\n## {title.get(protocol, protocol)}\n\n" + markdown_table(sub))
+        pub = with_published(scores)
+        if not pub.empty:
+            parts.append("\n## Beside the published numbers (paper protocol)\n\n" + markdown_table(pub))
+        for protocol in scenario.scoring.protocol:
+            if scores["dose"].nunique() >= 1:
+                png = f"rate_precision_{protocol}.png"
+                plot_rate_precision(scores, out / png, protocol=protocol)
+                figures.append(png)
+    if not stages.empty:
+        parts.append("\n## Seconds per stage\n\n" + markdown_table(stages.fillna(0.0), "{:.2f}"))
+    if details:
+        res = {tag: d.residuals for tag, (case, d) in details.items()}
+        plot_error_histogram(res, out / "position_errors.png")
+        figures.append("position_errors.png")
+        items = list(details.items())
+        for tag, (case, d) in dict([items[0], items[-1]]).items():
+            png = f"model_vs_truth_{_safe(tag)}.png"
+            plot_model_vs_truth(d.model.positions, d.model.elements, d.truth.positions, d.truth.elements, out / png)
+            figures.append(png)
+    if figures:
+        parts.append("\n## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in dict.fromkeys(figures)) + "\n")
+    parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz).\n")
+    path = out / "report.md"
+    atomic_write_text(path, "".join(parts))
+    return path
+
+
+def _safe(s: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s)

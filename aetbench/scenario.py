@@ -1,0 +1,353 @@
+"""Scenario files: TOML validated into frozen dataclasses.
+
+A scenario is data: structure × simulation × doses × methods × scoring (or,
+instead of structure/simulation, one or more ``[[input]]`` tables pointing at
+external tilt series).  Unknown keys, wrong types and out-of-range values are
+refused with one line naming the file, the key and what was expected.
+
+Example (``scenarios/quick.toml``)::
+
+    name = "quick"
+    seed = 0
+    methods = ["resire", "sirt"]
+
+    [structure]
+    source = "random"        # random | recipe | file
+    n_atoms = 208
+    element = "Si"
+
+    [simulation]
+    model = "linear"         # linear | abtem
+    pixel_size = 0.195       # Å
+    image_size = 128         # pixels
+    tilt = { start = 0.0, stop = 177.0, step = 3.0 }   # degrees, inclusive
+    doses = [1.6e4, 1.6e5]   # e/Å² per projection
+    background = 1.0         # counts per pixel
+
+    [scoring]
+    cutoff = 0.9             # Å
+    protocol = ["paper", "strict"]
+"""
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .io.files import AetbenchError
+
+__all__ = [
+    "Scenario", "StructureConfig", "SimulationConfig", "TiltScheme", "ScoringConfig", "InputConfig",
+    "load_scenario", "ScenarioError", "paper_data_dir", "resolve_data_path",
+]
+
+
+class ScenarioError(AetbenchError):
+    """A scenario file is invalid (message names file, key and expectation)."""
+
+
+def _spec(*, lo=None, hi=None, lo_open=False, choices=None, unit="", doc=""):
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "unit": unit, "doc": doc}
+
+
+def _f(default=MISSING, **kw):
+    if default is MISSING:
+        return field(metadata=_spec(**kw))
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=_spec(**kw))
+    return field(default=default, metadata=_spec(**kw))
+
+
+@dataclass(frozen=True)
+class TiltScheme:
+    """Tilt angles about y [deg]: ``start`` to ``stop`` inclusive in ``step`` increments, or an explicit list."""
+
+    start: float = _f(0.0, lo=-90.0, hi=180.0, unit="deg")
+    stop: float = _f(177.0, lo=-90.0, hi=180.0, unit="deg")
+    step: float = _f(3.0, lo=0.0, lo_open=True, hi=90.0, unit="deg")
+    angles: list[float] = _f([], unit="deg", doc="explicit tilt angles; overrides start/stop/step")
+
+    def thetas(self) -> np.ndarray:
+        if self.angles:
+            return np.asarray(self.angles, dtype=float)
+        n = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
+        return self.start + self.step * np.arange(max(n, 1))
+
+
+@dataclass(frozen=True)
+class StructureConfig:
+    """Where the ground-truth particle comes from."""
+
+    source: str = _f("random", choices=("random", "recipe", "file"))
+    n_atoms: int = _f(208, lo=1, hi=2_000_000)
+    element: str = _f("Si")
+    min_distance: float = _f(2.2, lo=0.5, hi=5.0, unit="Å")
+    density: float = _f(0.05, lo=0.0, lo_open=True, hi=0.2, unit="atoms/Å³")
+    recipe: str = _f("", doc="recipe name or path (source = 'recipe')")
+    path: str = _f("", doc="model file (source = 'file')")
+    elements: str = _f("", doc="label → element list for 'file', e.g. 'Si,Ge,Sn'")
+    axes: str = _f("", doc="axes string for 'file', e.g. 'yxz'")
+
+    def label(self) -> str:
+        if self.source == "random":
+            return f"random-{self.element}{self.n_atoms}"
+        if self.source == "recipe":
+            return Path(self.recipe).stem
+        return Path(self.path).stem
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """How tilt series are simulated from the structure."""
+
+    model: str = _f("linear", choices=("linear", "abtem"))
+    pixel_size: float = _f(0.195, lo=0.01, hi=5.0, unit="Å")
+    image_size: list[int] = _f([128, 128], doc="pixels, one int (square) or [nx, ny]")
+    tilt: TiltScheme = field(default_factory=TiltScheme)
+    doses: list[float] = _f([1.6e4], lo=0.0, lo_open=True, unit="e/Å²", doc="per projection; inf = noise-free")
+    background: float = _f(1.0, lo=0.0, hi=1e6, unit="counts/pixel")
+    blur_sigma: float = _f(0.30, lo=0.0, hi=5.0, unit="Å")
+    atom_sigma: float = _f(0.25, lo=0.0, hi=5.0, unit="Å")
+    amplitude: dict[str, float] = _f({}, lo=0.0, lo_open=True, unit="Å²", doc="ADF cross-section per element")
+    abtem: dict[str, Any] = _f({}, doc="options of the abTEM tier (see aetbench.simulate.abtem_adf)")
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """An external tilt series (replaces structure/simulation)."""
+
+    kind: str = _f(choices=("paper-mat", "hdf5"))
+    projections: str = _f(doc="projection file")
+    angles: str = _f("", doc="angle file (paper-mat)")
+    pixel_size: float = _f(0.0, lo=0.0, hi=5.0, unit="Å", doc="required for paper-mat")
+    dose: float = _f(float("inf"), lo=0.0, lo_open=True, unit="e/Å²")
+    truth: str = _f("", doc="ground-truth model file (scoring only)")
+    truth_elements: str = _f("")
+    truth_axes: str = _f("")
+    truth_types: str = _f("")
+    elements: list[str] = _f([], doc="elements present, ascending Z (classification)")
+    label: str = _f("", doc="structure name in the report")
+    reference: str = _f("", doc="published result to compare with, e.g. 'liao2026/aSi208'")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    cutoff: float = _f(0.9, lo=0.0, lo_open=True, hi=10.0, unit="Å")
+    protocol: list[str] = _f(["paper", "strict"], choices=("paper", "strict"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario."""
+
+    name: str = _f()
+    methods: list[str] = _f(["resire"])
+    seed: int = _f(0, lo=0, hi=2**63 - 1)
+    description: str = _f("")
+    structure: StructureConfig | None = None
+    simulation: SimulationConfig | None = None
+    input: list[InputConfig] = _f([])
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    method_options: dict[str, dict[str, Any]] = _f({}, doc="per-method parameter overrides")
+    path: str = _f("", doc="file the scenario was read from")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+
+# --------------------------------------------------------------------------- validation
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a table"
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
+
+
+def _check_scalar(value, tp, spec, where):
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got {value!r}")
+        value = float(value)
+        if math.isnan(value):
+            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got nan")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ScenarioError(f"{where}: expected an integer{_unit(spec)}, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ScenarioError(f"{where}: expected a string, got {value!r}")
+    elif tp is bool:
+        if not isinstance(value, bool):
+            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
+    lo, hi = spec.get("lo"), spec.get("hi")
+    if lo is not None and (value < lo or (spec.get("lo_open") and value == lo)):
+        rel = ">" if spec.get("lo_open") else "≥"
+        raise ScenarioError(f"{where}: expected {rel} {lo}{_unit(spec)}, got {value!r}")
+    if hi is not None and value > hi and not (tp is float and math.isinf(value) and spec.get("unit") == "e/Å²"):
+        raise ScenarioError(f"{where}: expected ≤ {hi}{_unit(spec)}, got {value!r}")
+    choices = spec.get("choices")
+    if choices and value not in choices:
+        raise ScenarioError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _unit(spec) -> str:
+    return f" [{spec['unit']}]" if spec.get("unit") else ""
+
+
+def _convert(value, tp, spec, where):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        inner = [a for a in args if a is not type(None)][0]
+        return _convert(value, inner, spec, where)
+    if origin is list:
+        (inner,) = args
+        if where.endswith("image_size") and isinstance(value, int) and not isinstance(value, bool):
+            value = [value, value]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and inner in (str, float):
+            value = [value]
+        if not isinstance(value, list):
+            raise ScenarioError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        if dataclass_like(inner):
+            return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [_check_scalar(v, inner, spec, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ScenarioError(f"{where}: expected a table, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        if vt in (float, int, str):
+            return {k: _check_scalar(v, vt, spec, f"{where}.{k}") for k, v in value.items()}
+        return dict(value)
+    if dataclass_like(tp):
+        return _build(tp, value, where)
+    return _check_scalar(value, tp, spec, where)
+
+
+def dataclass_like(tp) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
+
+
+def _build(cls, table, where):
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in table:
+        if key not in known or key == "path":
+            raise ScenarioError(f"{where}: unknown key {key!r} (expected one of: {', '.join(k for k in known if k != 'path')})")
+    kwargs = {}
+    for name, f in known.items():
+        if name == "path":
+            continue
+        key_where = f"{where}.{name}" if where else name
+        if name in table:
+            kwargs[name] = _convert(table[name], hints[name], f.metadata or {}, key_where)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ScenarioError(f"{key_where}: missing required key ({_type_name(hints[name])})")
+    return cls(**kwargs)
+
+
+def paper_data_dir() -> Path:
+    """``AETBENCH_PAPER_DATA`` or ``../shared/paper-data`` (relative to the working directory)."""
+    return Path(os.environ.get("AETBENCH_PAPER_DATA", "../shared/paper-data"))
+
+
+def resolve_data_path(p: str, scenario: Scenario, where: str) -> Path:
+    """Resolve a data path: absolute as is, else the paper-data folder, else the scenario's folder."""
+    path = Path(p).expanduser()
+    if path.is_absolute():
+        candidates = [path]
+    else:
+        candidates = [paper_data_dir() / path, scenario.folder / path]
+    for c in candidates:
+        if c.exists():
+            return c
+    raise ScenarioError(f"{scenario.path}: {where}: file not found: {p!r} "
+                        f"(looked in {', '.join(str(c.parent) for c in candidates)}; set AETBENCH_PAPER_DATA)")
+
+
+def load_scenario(path, *, known_methods=None) -> Scenario:
+    """Read and validate a scenario TOML file.
+
+    Raises
+    ------
+    ScenarioError
+        One line naming the file, the key and what was expected.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: scenario file not found") from None
+    except OSError as e:
+        raise ScenarioError(f"{path}: cannot read scenario file ({e.strerror})") from None
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: invalid TOML ({e})") from None
+    try:
+        sc = _build(Scenario, table, "")
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}") from None
+    from dataclasses import replace
+
+    sc = replace(sc, path=str(path))
+    _check_semantics(sc, path, known_methods)
+    return sc
+
+
+def _check_semantics(sc: Scenario, path, known_methods) -> None:
+    if sc.input and (sc.structure or sc.simulation):
+        raise ScenarioError(f"{path}: [[input]] replaces [structure]/[simulation]; give one or the other")
+    if not sc.input:
+        if sc.structure is None:
+            raise ScenarioError(f"{path}: structure: missing required table [structure] (or [[input]])")
+        if sc.simulation is None:
+            raise ScenarioError(f"{path}: simulation: missing required table [simulation]")
+        sim = sc.simulation
+        if len(sim.image_size) != 2 or min(sim.image_size) < 8:
+            raise ScenarioError(f"{path}: simulation.image_size: expected one or two integers ≥ 8 pixels, got {sim.image_size}")
+        if not sim.doses:
+            raise ScenarioError(f"{path}: simulation.doses: expected at least one dose [e/Å²]")
+        if sim.tilt.stop < sim.tilt.start and not sim.tilt.angles:
+            raise ScenarioError(f"{path}: simulation.tilt.stop: expected ≥ start ({sim.tilt.start} deg), got {sim.tilt.stop}")
+        st = sc.structure
+        if st.source == "recipe" and not st.recipe:
+            raise ScenarioError(f"{path}: structure.recipe: required when source = 'recipe'")
+        if st.source == "file":
+            if not st.path:
+                raise ScenarioError(f"{path}: structure.path: required when source = 'file'")
+            resolve_data_path(st.path, sc, "structure.path")
+    for i, inp in enumerate(sc.input):
+        where = f"input[{i}]"
+        resolve_data_path(inp.projections, sc, f"{where}.projections")
+        if inp.kind == "paper-mat":
+            if not inp.angles:
+                raise ScenarioError(f"{path}: {where}.angles: required for kind = 'paper-mat'")
+            if inp.pixel_size <= 0:
+                raise ScenarioError(f"{path}: {where}.pixel_size: required for kind = 'paper-mat' (> 0 Å)")
+            resolve_data_path(inp.angles, sc, f"{where}.angles")
+        if inp.truth:
+            resolve_data_path(inp.truth, sc, f"{where}.truth")
+    if not sc.methods:
+        raise ScenarioError(f"{path}: methods: expected at least one method name")
+    if known_methods is not None:
+        for m in sc.methods:
+            if m not in known_methods:
+                raise ScenarioError(f"{path}: methods: unknown method {m!r} (known: {', '.join(sorted(known_methods))})")
+        for m in sc.method_options:
+            if m not in known_methods:
+                raise ScenarioError(f"{path}: method_options.{m}: unknown method (known: {', '.join(sorted(known_methods))})")
