@@ -180,20 +180,20 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder."""
     from tqdm.auto import tqdm
 
-    from .report.markdown import write_report
-    from .score import score, score_details
-
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    from .report.markdown import write_report
+    from .score import score, score_details
+
     progress = progress_enabled(quiet)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
+    all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
     out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
     rows, details, stage_rows, traced_models = [], {}, [], {}
-    all_cases = cases(sc, cache_dir, progress, scheduler, device)
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
     for case, mname in bar:

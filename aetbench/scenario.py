@@ -247,7 +247,8 @@ def _build(cls, table, where):
     known = {f.name: f for f in fields(cls)}
     for key in table:
         if key not in known or key == "path":
-            raise ScenarioError(f"{where}: unknown key {key!r} (expected one of: {', '.join(k for k in known if k != 'path')})")
+            at = f"{where}.{key}" if where else key
+            raise ScenarioError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k != 'path')})")
     kwargs = {}
     for name, f in known.items():
         if name == "path":

@@ -1,0 +1,79 @@
+"""Scenario validation: every bad file gives one line naming file and key, and a non-zero exit."""
+from __future__ import annotations
+
+import pytest
+
+from aetbench.cli import main
+from aetbench.methods import METHODS
+from aetbench.scenario import ScenarioError, load_scenario
+
+GOOD = """
+name = "tiny"
+methods = ["resire"]
+[structure]
+source = "random"
+n_atoms = 20
+[simulation]
+pixel_size = 0.2
+image_size = 32
+tilt = { start = 0.0, stop = 90.0, step = 10.0 }
+doses = [1e4]
+"""
+
+BAD = {
+    "missing key": (GOOD.replace('name = "tiny"\n', ""), "name: missing required key"),
+    "wrong type": (GOOD.replace("n_atoms = 20", 'n_atoms = "20"'), "structure.n_atoms: expected an integer"),
+    "negative dose": (GOOD.replace("doses = [1e4]", "doses = [-1e4]"), "simulation.doses[0]: expected > 0"),
+    "unknown method": (GOOD.replace('"resire"', '"magic"'), "unknown method 'magic'"),
+    "unknown key": (GOOD.replace("[structure]", "[structure]\ncolour = 1"), "structure.colour: unknown key"),
+    "missing file": ('name = "p"\nmethods = ["resire"]\n[[input]]\nkind = "paper-mat"\nprojections = "nope.mat"\n'
+                     'angles = "nope2.mat"\npixel_size = 0.2\nelements = ["Si"]\n', "input[0].projections: file not found"),
+    "bad toml": ("name = \n", "invalid TOML"),
+    "out of range": (GOOD.replace("pixel_size = 0.2", "pixel_size = 0.0"), "simulation.pixel_size: expected ≥ 0.01 [Å]"),
+}
+
+
+def test_good_scenario_loads(tmp_path):
+    p = tmp_path / "tiny.toml"
+    p.write_text(GOOD)
+    sc = load_scenario(p, known_methods=METHODS)
+    assert sc.name == "tiny" and sc.structure.n_atoms == 20
+    assert sc.simulation.doses == [1e4]
+    with pytest.raises(Exception):
+        sc.name = "other"  # frozen
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_scenario_one_line_error(case, tmp_path, capsys, monkeypatch):
+    text, expected = BAD[case]
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    monkeypatch.setenv("AETBENCH_PAPER_DATA", str(tmp_path / "nowhere"))
+    rc = main(["run", str(p), "--quiet", "--reports", str(tmp_path / "reports"), "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("aetbench: error: ") and str(p) in err and expected in err, err
+    assert not (tmp_path / "reports").exists() or not any((tmp_path / "reports").rglob("scores.csv"))
+
+
+def test_missing_scenario_file(tmp_path, capsys):
+    rc = main(["run", str(tmp_path / "nope.toml"), "--quiet"])
+    assert rc != 0 and "nope.toml" in capsys.readouterr().err
+
+
+def test_shipped_scenarios_validate():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    files = sorted(root.rglob("*.toml"))
+    assert any(f.name == "quick.toml" for f in files)
+    for f in files:
+        sc = load_scenario(f, known_methods=METHODS)
+        assert sc.methods, f
+
+
+def test_scenario_error_is_aetbench_error():
+    from aetbench.io.files import AetbenchError
+
+    assert issubclass(ScenarioError, AetbenchError)
