@@ -1,1 +1,91 @@
-"""aetbench.score"""
+"""Scoring a traced model against its ground truth.
+
+>>> import numpy as np
+>>> from aetbench.types import AtomicModel
+>>> truth = AtomicModel([[0, 0, 0], [2.4, 0, 0], [0, 2.4, 0]], ["Si", "Si", "Si"])
+>>> traced = truth.translated([5.0, 0.0, 0.0])            # a pure offset costs nothing
+>>> score(traced, truth, cutoff=0.9)[["element", "identified", "rate_pct"]].to_dict("records")
+[{'element': 'Si', 'identified': 3, 'rate_pct': 100.0}]
+
+Protocols (see :mod:`aetbench.score.metrics`): ``"paper"`` (the authors' per-element,
+many-to-one nearest neighbour) and ``"strict"`` (one shift, one-to-one assignment).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..io.files import AetbenchError
+from ..types import NON_ATOM, AtomicModel
+from .metrics import ROW_COLUMNS, ScoreDetails, paper_protocol, strict_protocol
+
+__all__ = ["score", "score_details", "ScoreDetails", "PROTOCOLS", "ROW_COLUMNS"]
+
+PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
+
+
+def _prepare(model, truth, cutoff, protocol):
+    if protocol not in PROTOCOLS:
+        raise AetbenchError(f"protocol: {protocol!r} is unknown; expected one of {', '.join(PROTOCOLS)}")
+    try:
+        c = float(cutoff)
+    except (TypeError, ValueError):
+        c = float("nan")
+    if not (math.isfinite(c) and c > 0):
+        raise AetbenchError(f"cutoff: expected a positive distance in Å, got {cutoff!r}")
+    for what, m in (("model", model), ("truth", truth)):
+        if not isinstance(m, AtomicModel):
+            raise AetbenchError(f"{what}: expected an AtomicModel, got {type(m).__name__}")
+        if not np.all(np.isfinite(m.positions)):
+            raise AetbenchError(f"{what}: positions contain NaN or infinite values")
+    model = model.select(model.elements != NON_ATOM)
+    truth = truth.select(truth.elements != NON_ATOM)
+    if len(truth) == 0:
+        raise AetbenchError("truth: the ground truth holds no atoms")
+    if len(model):
+        model = model.centred()
+    return model, truth.centred(), c
+
+
+def score_details(model: AtomicModel, truth: AtomicModel, *, cutoff: float, protocol: str = "strict") -> ScoreDetails:
+    """Score and keep the pairs, residuals, shift, confusion matrix and F1.
+
+    Parameters
+    ----------
+    model : AtomicModel
+        Traced atoms [Å]; entries labelled ``"x"`` (non-atoms) are dropped.
+    truth : AtomicModel
+        Ground truth [Å].
+    cutoff : float
+        Acceptance distance [Å], > 0.
+    protocol : {"strict", "paper"}
+
+    Returns
+    -------
+    ScoreDetails
+    """
+    model, truth, c = _prepare(model, truth, cutoff, protocol)
+    return PROTOCOLS[protocol](model, truth, c)
+
+
+def score(model: AtomicModel, truth: AtomicModel, *, cutoff: float, protocol: str = "paper") -> pd.DataFrame:
+    """Per-element score table.
+
+    Parameters
+    ----------
+    model, truth : AtomicModel
+        Traced atoms and ground truth [Å]; each is centred on its own centroid first.
+    cutoff : float
+        Acceptance distance [Å], > 0.
+    protocol : {"paper", "strict"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per truth element (by atomic number), columns :data:`ROW_COLUMNS`:
+        element, protocol, cutoff [Å], n_truth, n_traced, identified, rate_pct [%],
+        precision_pm [pm], false_positives, wrong_element.
+    """
+    return score_details(model, truth, cutoff=cutoff, protocol=protocol).table
