@@ -7,8 +7,9 @@ scan position (dimensionless), so ``counts = image × dose × pixel_area``
 (see :mod:`aetbench.simulate.dose`).
 
 Default cross-sections are tied to the paper's own data: the aSi208 noisy
-projections hold ≈ 0.045 Å² of ADF signal per Si atom (total background-free
-counts / (dose × pixel area × 208), identical within 0.5 % at the three doses);
+projections hold ≈ 1.78e-3 Å² of ADF signal per Si atom (total background-free
+counts per projection / (dose × 208): 1.787e-3, 1.776e-3, 1.776e-3 at 8.0e3,
+1.6e4, 1.6e5 e/Å²);
 other elements scale as (Z / 14)^1.7 (the usual Z-contrast exponent).
 :mod:`aetbench.simulate.calibrate` fits these parameters to abTEM images.
 
@@ -17,8 +18,8 @@ Examples
 >>> from aetbench.types import AtomicModel
 >>> m = AtomicModel([[0.0, 0.0, 0.0]], ["Si"])
 >>> ts = simulate_linear(m, [[0, 0, 0]], pixel_size=0.2, shape=(32, 32))
->>> round(float(ts.images.sum() * 0.2**2), 3)   # integrated signal = cross-section
-0.045
+>>> round(float(ts.images.sum() * 0.2**2), 5)   # integrated signal = cross-section [Å²]
+0.00178
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from ..types import AtomicModel, TiltSeries
 
 __all__ = ["LinearParams", "simulate_linear", "default_amplitude"]
 
-_SI_CROSS_SECTION_A2 = 0.045
+_SI_CROSS_SECTION_A2 = 1.78e-3
 _Z_EXPONENT = 1.7
 
 
