@@ -1,0 +1,441 @@
+"""Real-space projector pair (forward projection and its exact adjoint), numba.
+
+Geometry follows :mod:`aetbench.geometry` exactly: a voxel at volume index
+``(ix, iy, iz)`` sits at ``p = (i - n // 2)`` voxels on every axis (object
+frame); its beam-frame position is ``R @ p`` with ``R`` from
+:func:`aetbench.geometry.rotation_matrices`; the beam travels along beam z, so
+the voxel lands at fractional image index ``(fx, fy) = (u + mx // 2 + sx,
+v + my // 2 + sy)`` where ``(u, v)`` are the first two beam coordinates and
+``(sx, sy)`` an optional in-plane shift of projection ``k`` [pixels].  Voxel
+and pixel have the same edge (the tilt series' pixel size [Å]).
+
+Forward model ``A`` (voxel-driven): each voxel's value is splatted onto the
+four pixels around ``(fx, fy)`` with bilinear weights, so a projection is the
+sum of voxel values along the beam (image units = volume units × voxels) and
+the weighted centroid of a single voxel's footprint is exactly ``(fx, fy)``.
+The back-projector ``Aᵀ`` gathers each voxel's value from the same four
+pixels with the same weights: it is the exact transpose of ``A`` (pixels that
+fall outside the image are dropped by both).
+
+Two implementations share this definition:
+
+* ``general`` — arbitrary Euler angles; forward is parallel over projections,
+  back-projection parallel over the x planes of the volume.
+* ``single_axis`` — rotations about the y axis only (``R[:, 1, :] = R[:, :, 1]
+  = (0, 1, 0)``, e.g. phi = psi = 0) and no y shift: every y plane is an
+  independent 2-D problem with linear interpolation along x only; y is made
+  the contiguous (vector) axis internally.  It computes the same operator as
+  ``general`` (tested) several times faster.
+
+``method="auto"`` picks ``single_axis`` whenever the geometry allows it.
+
+Examples
+--------
+>>> import numpy as np
+>>> vol = np.zeros((8, 8, 8), np.float32); vol[4, 4, 4] = 1.0
+>>> img = forward_project(vol, [[0.0, 90.0, 0.0]])
+>>> img.shape, float(img.sum())
+((1, 8, 8), 1.0)
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .. import geometry
+from ..io.files import AetbenchError
+
+__all__ = ["Projector", "forward_project", "back_project", "is_single_axis"]
+
+_SINGLE_AXIS_TOL = 1e-9
+
+
+# ----------------------------------------------------------------------------- kernels: general
+# Images are handled with a one-pixel zero border (``pad[k, i + 1, j + 1] = img[k, i, j]``) so that
+# every bilinear footprint with -1 <= fu < mx and -1 <= fv < my falls inside the buffer: one range
+# test per voxel instead of four, and the border pixels (outside the image) are dropped by both
+# operators, which keeps them exact transposes.
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+def _forward_general(vol, R, shifts, pad):
+    n = R.shape[0]
+    nx, ny, nz = vol.shape
+    mx, my = pad.shape[1] - 2, pad.shape[2] - 2
+    cx, cy, cz = nx // 2, ny // 2, nz // 2
+    for k in prange(n):
+        r00, r01, r02 = R[k, 0, 0], R[k, 0, 1], R[k, 0, 2]
+        r10, r11, r12 = R[k, 1, 0], R[k, 1, 1], R[k, 1, 2]
+        ou = mx // 2 + shifts[k, 0]
+        ov = my // 2 + shifts[k, 1]
+        pk = pad[k]
+        for ix in range(nx):
+            x = ix - cx
+            for iy in range(ny):
+                y = iy - cy
+                bu = r00 * x + r01 * y + ou
+                bv = r10 * x + r11 * y + ov
+                for iz in range(nz):
+                    val = vol[ix, iy, iz]
+                    if val == 0.0:
+                        continue
+                    z = iz - cz
+                    fu = bu + r02 * z
+                    fv = bv + r12 * z
+                    if fu < -1.0 or fu >= mx or fv < -1.0 or fv >= my:
+                        continue
+                    fi = math.floor(fu)
+                    fj = math.floor(fv)
+                    i0 = np.uint64(int(fi) + 1)  # >= 0 by the range test; unsigned skips wraparound code
+                    j0 = np.uint64(int(fj) + 1)
+                    i1 = i0 + np.uint64(1)
+                    j1 = j0 + np.uint64(1)
+                    wu = np.float32(fu - fi)
+                    wv = np.float32(fv - fj)
+                    a1 = val * wu
+                    a0 = val - a1
+                    b0 = a0 * wv
+                    b1 = a1 * wv
+                    pk[i0, j0] += a0 - b0
+                    pk[i0, j1] += b0
+                    pk[i1, j0] += a1 - b1
+                    pk[i1, j1] += b1
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+def _back_general(pad, R, shifts, out):
+    n = R.shape[0]
+    nx, ny, nz = out.shape
+    mx, my = pad.shape[1] - 2, pad.shape[2] - 2
+    cx, cy, cz = nx // 2, ny // 2, nz // 2
+    for ix in prange(nx):
+        x = ix - cx
+        for k in range(n):
+            r00, r01, r02 = R[k, 0, 0], R[k, 0, 1], R[k, 0, 2]
+            r10, r11, r12 = R[k, 1, 0], R[k, 1, 1], R[k, 1, 2]
+            ou = mx // 2 + shifts[k, 0]
+            ov = my // 2 + shifts[k, 1]
+            pk = pad[k]
+            for iy in range(ny):
+                y = iy - cy
+                bu = r00 * x + r01 * y + ou
+                bv = r10 * x + r11 * y + ov
+                o = out[ix, iy]
+                for iz in range(nz):
+                    z = iz - cz
+                    fu = bu + r02 * z
+                    fv = bv + r12 * z
+                    if fu < -1.0 or fu >= mx or fv < -1.0 or fv >= my:
+                        continue
+                    fi = math.floor(fu)
+                    fj = math.floor(fv)
+                    i0 = np.uint64(int(fi) + 1)  # >= 0 by the range test; unsigned skips wraparound code
+                    j0 = np.uint64(int(fj) + 1)
+                    i1 = i0 + np.uint64(1)
+                    j1 = j0 + np.uint64(1)
+                    wu = np.float32(fu - fi)
+                    wv = np.float32(fv - fj)
+                    s0 = pk[i0, j0] + wv * (pk[i0, j1] - pk[i0, j0])
+                    s1 = pk[i1, j0] + wv * (pk[i1, j1] - pk[i1, j0])
+                    o[iz] += s0 + wu * (s1 - s0)
+
+
+# ------------------------------------------------------------------------- kernels: single axis
+# Volume held as volT[ix, iz, iy] (y contiguous); images [k, ix, iy].
+# u = R00 * x + R02 * z (+ shift), v = y; image column = iy + dy.
+
+
+_FAST = dict(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
+
+
+@njit(**_FAST)
+def _forward_single(volT, nonzero, r00, r02, su, dy, out):
+    n = r00.shape[0]
+    nx, nz, ny = volT.shape
+    mx, my = out.shape[1], out.shape[2]
+    cx, cz = nx // 2, nz // 2
+    lo = max(0, -dy)
+    hi = min(ny, my - dy)
+    L = hi - lo  # loops run over j >= 0 on row slices: provably non-negative indices vectorise
+    for k in prange(n):
+        ou = mx // 2 + su[k]
+        for ix in range(nx):
+            x = ix - cx
+            for iz in range(nz):
+                if not nonzero[ix, iz]:
+                    continue
+                fu = r00[k] * x + r02[k] * (iz - cz) + ou
+                fi = math.floor(fu)
+                i0 = int(fi)
+                if i0 < -1 or i0 >= mx:
+                    continue
+                w1 = np.float32(fu - fi)
+                w0 = np.float32(1.0) - w1
+                src = volT[ix, iz, lo:hi]
+                if i0 >= 0 and i0 + 1 < mx:
+                    d0 = out[k, i0, lo + dy:hi + dy]
+                    d1 = out[k, i0 + 1, lo + dy:hi + dy]
+                    for j in range(L):
+                        v = src[j]
+                        d0[j] += w0 * v
+                        d1[j] += w1 * v
+                elif i0 >= 0:
+                    d0 = out[k, i0, lo + dy:hi + dy]
+                    for j in range(L):
+                        d0[j] += w0 * src[j]
+                else:
+                    d1 = out[k, i0 + 1, lo + dy:hi + dy]
+                    for j in range(L):
+                        d1[j] += w1 * src[j]
+
+
+@njit(**_FAST)
+def _nonzero_rows(volT, out):
+    nx, nz, ny = volT.shape
+    for ix in prange(nx):
+        for iz in range(nz):
+            flag = False
+            row = volT[ix, iz]
+            for iy in range(ny):
+                if row[iy] != 0.0:
+                    flag = True
+                    break
+            out[ix, iz] = flag
+
+
+@njit(**_FAST)
+def _back_single(img, r00, r02, su, dy, outT):
+    n = r00.shape[0]
+    nx, nz, ny = outT.shape
+    mx, my = img.shape[1], img.shape[2]
+    cx, cz = nx // 2, nz // 2
+    lo = max(0, -dy)
+    hi = min(ny, my - dy)
+    L = hi - lo
+    for ix in prange(nx):
+        x = ix - cx
+        for iz in range(nz):
+            o = outT[ix, iz, lo:hi]
+            for k in range(n):
+                fu = r00[k] * x + r02[k] * (iz - cz) + mx // 2 + su[k]
+                fi = math.floor(fu)
+                i0 = int(fi)
+                if i0 < -1 or i0 >= mx:
+                    continue
+                w1 = np.float32(fu - fi)
+                w0 = np.float32(1.0) - w1
+                if i0 >= 0 and i0 + 1 < mx:
+                    s0 = img[k, i0, lo + dy:hi + dy]
+                    s1 = img[k, i0 + 1, lo + dy:hi + dy]
+                    for j in range(L):
+                        o[j] += w0 * s0[j] + w1 * s1[j]
+                elif i0 >= 0:
+                    s0 = img[k, i0, lo + dy:hi + dy]
+                    for j in range(L):
+                        o[j] += w0 * s0[j]
+                else:
+                    s1 = img[k, i0 + 1, lo + dy:hi + dy]
+                    for j in range(L):
+                        o[j] += w1 * s1[j]
+
+
+# ------------------------------------------------------------------------------------ python API
+def _as_angles(angles_deg) -> np.ndarray:
+    a = np.asarray(angles_deg, dtype=float)
+    if a.ndim == 1:
+        a = geometry.single_axis_angles(a)
+    if a.ndim != 2 or a.shape[1] != 3 or a.shape[0] == 0:
+        raise AetbenchError(f"angles: expected Euler angles (n, 3) as (phi, theta, psi) in degrees, got shape {a.shape}")
+    if not np.all(np.isfinite(a)):
+        raise AetbenchError("angles: Euler angles [deg] must be finite")
+    return a
+
+
+def _is_single_axis_R(R: np.ndarray) -> bool:
+    e = np.array([0.0, 1.0, 0.0])
+    return bool(
+        np.all(np.abs(R[:, 1, :] - e) < _SINGLE_AXIS_TOL) and np.all(np.abs(R[:, :, 1] - e) < _SINGLE_AXIS_TOL)
+    )
+
+
+def is_single_axis(angles_deg) -> bool:
+    """True when every rotation is a tilt about the y axis (e.g. phi = psi = 0).
+
+    Parameters
+    ----------
+    angles_deg : array_like, shape (n, 3)
+        Euler angles (phi, theta, psi) [deg].
+    """
+    return _is_single_axis_R(geometry.rotation_matrices(_as_angles(angles_deg)))
+
+
+class Projector:
+    """A cached projector geometry: volume shape, image shape, angles, shifts.
+
+    Parameters
+    ----------
+    volume_shape : tuple of 3 int
+        ``(nx, ny, nz)`` of the volume, indexed ``[ix, iy, iz]``.
+    angles_deg : array_like, shape (n, 3)
+        Euler angles (phi, theta, psi) [deg] (:mod:`aetbench.geometry`);
+        a 1-D array is read as single-axis tilts theta.
+    image_shape : tuple of 2 int, optional
+        ``(mx, my)`` of each projection; default ``(nx, ny)``.
+    shifts : array_like, shape (n, 2), optional
+        In-plane shift of each projection's content [pixels]: the object
+        centre projects to image index ``(mx // 2 + sx, my // 2 + sy)``.
+    method : {"auto", "general", "single_axis"}
+        Kernel choice; ``auto`` uses ``single_axis`` when the rotations are
+        all about y and the y shifts are zero.
+
+    Attributes
+    ----------
+    single_axis : bool
+        Whether the fast single-axis kernels are in use.
+    """
+
+    def __init__(self, volume_shape, angles_deg, image_shape=None, shifts=None, method: str = "auto"):
+        vs = tuple(int(s) for s in volume_shape)
+        if len(vs) != 3 or min(vs) < 1:
+            raise AetbenchError(f"volume_shape: expected 3 positive voxel counts (nx, ny, nz), got {volume_shape}")
+        self.volume_shape = vs
+        self.angles = _as_angles(angles_deg)
+        n = self.angles.shape[0]
+        ims = (vs[0], vs[1]) if image_shape is None else tuple(int(s) for s in image_shape)
+        if len(ims) != 2 or min(ims) < 1:
+            raise AetbenchError(f"image_shape: expected 2 positive pixel counts (nx, ny), got {image_shape}")
+        self.image_shape = ims
+        sh = np.zeros((n, 2)) if shifts is None else np.asarray(shifts, dtype=float)
+        if sh.shape != (n, 2) or not np.all(np.isfinite(sh)):
+            raise AetbenchError(f"shifts: expected finite in-plane shifts ({n}, 2) in pixels, got shape {sh.shape}")
+        self.shifts = np.ascontiguousarray(sh)
+        self.R = np.ascontiguousarray(geometry.rotation_matrices(self.angles))
+        fast_ok = _is_single_axis_R(self.R) and bool(np.all(sh[:, 1] == 0.0))
+        if method == "auto":
+            self.single_axis = fast_ok
+        elif method == "general":
+            self.single_axis = False
+        elif method == "single_axis":
+            if not fast_ok:
+                raise AetbenchError("method: 'single_axis' needs rotations about y only (phi = psi = 0) and zero y shifts")
+            self.single_axis = True
+        else:
+            raise AetbenchError(f"method: expected 'auto', 'general' or 'single_axis', got {method!r}")
+        self._r00 = np.ascontiguousarray(self.R[:, 0, 0])
+        self._r02 = np.ascontiguousarray(self.R[:, 0, 2])
+        self._su = np.ascontiguousarray(self.shifts[:, 0])
+        self._dy = ims[1] // 2 - vs[1] // 2
+
+    def __len__(self) -> int:
+        return self.angles.shape[0]
+
+    @property
+    def projections_shape(self) -> tuple[int, int, int]:
+        """``(n, mx, my)`` of the projection stack."""
+        return (len(self), *self.image_shape)
+
+    # -- native layout: [ix, iz, iy] on the single-axis path (y contiguous), [ix, iy, iz] otherwise.
+    # Iterative solvers keep their volume in this layout to skip two transposes per iteration.
+    def to_native(self, volume) -> np.ndarray:
+        """Copy of ``volume`` [ix, iy, iz] as contiguous float32 in the kernels' native layout."""
+        vol = np.asarray(volume)
+        if vol.shape != self.volume_shape:
+            raise AetbenchError(f"volume: expected shape {self.volume_shape} [ix, iy, iz], got {vol.shape}")
+        if self.single_axis:
+            return np.ascontiguousarray(vol.transpose(0, 2, 1), dtype=np.float32)
+        return np.array(vol, dtype=np.float32, order="C")
+
+    def from_native(self, native: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`to_native`: a contiguous float32 volume [ix, iy, iz]."""
+        if self.single_axis:
+            return np.ascontiguousarray(native.transpose(0, 2, 1))
+        return np.ascontiguousarray(native)
+
+    def forward_native(self, native: np.ndarray) -> np.ndarray:
+        """:meth:`forward` of a volume already in native layout (contiguous float32)."""
+        if self.single_axis:
+            out = np.zeros(self.projections_shape, dtype=np.float32)
+            nonzero = np.empty(native.shape[:2], dtype=np.bool_)
+            _nonzero_rows(native, nonzero)  # all-zero y rows (common after positivity) are skipped
+            _forward_single(native, nonzero, self._r00, self._r02, self._su, self._dy, out)
+            return out
+        n, mx, my = self.projections_shape
+        pad = np.zeros((n, mx + 2, my + 2), dtype=np.float32)
+        _forward_general(native, self.R, self.shifts, pad)
+        return np.ascontiguousarray(pad[:, 1:-1, 1:-1])
+
+    def back_native(self, images) -> np.ndarray:
+        """:meth:`back` returning the volume in native layout."""
+        img = np.asarray(images)
+        if img.shape != self.projections_shape:
+            raise AetbenchError(f"images: expected shape {self.projections_shape} (n, nx, ny), got {img.shape}")
+        nx, ny, nz = self.volume_shape
+        if self.single_axis:
+            outT = np.zeros((nx, nz, ny), dtype=np.float32)
+            _back_single(np.ascontiguousarray(img, dtype=np.float32), self._r00, self._r02, self._su, self._dy, outT)
+            return outT
+        out = np.zeros(self.volume_shape, dtype=np.float32)
+        pad = np.zeros((img.shape[0], img.shape[1] + 2, img.shape[2] + 2), dtype=np.float32)
+        pad[:, 1:-1, 1:-1] = img
+        _back_general(pad, self.R, self.shifts, out)
+        return out
+
+    def forward(self, volume) -> np.ndarray:
+        """Project ``volume`` [ix, iy, iz] → float32 images (n, mx, my) (sums along the beam)."""
+        return self.forward_native(self.to_native(volume))
+
+    def back(self, images) -> np.ndarray:
+        """Back-project images (n, mx, my) → float32 volume [ix, iy, iz]; exact transpose of :meth:`forward`."""
+        return self.from_native(self.back_native(images))
+
+
+def forward_project(volume, angles_deg, image_shape=None, shifts=None, method: str = "auto") -> np.ndarray:
+    """Project a volume [ix, iy, iz] along the beam for each Euler angle triple.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (nx, ny, nz)
+        Object-frame volume; voxel edge = pixel edge.
+    angles_deg : array_like, shape (n, 3)
+        Euler angles (phi, theta, psi) [deg].
+    image_shape : tuple of 2 int, optional
+        Image size (mx, my); default (nx, ny).
+    shifts : array_like, shape (n, 2), optional
+        In-plane shifts [pixels] (see :class:`Projector`).
+    method : {"auto", "general", "single_axis"}
+
+    Returns
+    -------
+    ndarray, float32, shape (n, mx, my)
+        Projections indexed ``[k, ix, iy]``.
+    """
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise AetbenchError(f"volume: expected a 3-D array [ix, iy, iz], got shape {vol.shape}")
+    return Projector(vol.shape, angles_deg, image_shape, shifts, method).forward(vol)
+
+
+def back_project(images, angles_deg, volume_shape=None, shifts=None, method: str = "auto") -> np.ndarray:
+    """Back-project images (n, mx, my): the exact adjoint of :func:`forward_project`.
+
+    Parameters
+    ----------
+    images : ndarray, shape (n, mx, my)
+    angles_deg : array_like, shape (n, 3)
+        Euler angles (phi, theta, psi) [deg].
+    volume_shape : tuple of 3 int, optional
+        Default ``(mx, my, mx)``.
+    shifts : array_like, shape (n, 2), optional
+        In-plane shifts [pixels].
+    method : {"auto", "general", "single_axis"}
+
+    Returns
+    -------
+    ndarray, float32, shape volume_shape
+    """
+    img = np.asarray(images)
+    if img.ndim != 3:
+        raise AetbenchError(f"images: expected (n, nx, ny), got shape {img.shape}")
+    if volume_shape is None:
+        volume_shape = (img.shape[1], img.shape[2], img.shape[1])
+    return Projector(volume_shape, angles_deg, img.shape[1:], shifts, method).back(img)
