@@ -111,21 +111,21 @@ METHODS: dict[str, Method] = {
          Step("reconstruct", f"{_REC}.fbp:fbp", {"filter": "hann"}),
          _simple_trace, _classify)),
     "liao2026": Method(
-        "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, centre-of-mass "
-                    "alignment, RESIRE, polynomial sub-voxel tracing, multi-step k-means",
+        "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, RESIRE, "
+                    "sub-voxel peak tracing, multi-step k-means, position refinement against the projections",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "bm3d-like"}),
          Step("preprocess", f"{_PRE}.background:subtract_background", {}),
          Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
-         Step("preprocess", f"{_PRE}.align:align_centre_of_mass", {}),
          Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 200, "step": 1.0}),
-         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "poly", "min_distance_A": 1.9, "oversampling": 3}),
-         Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}))),
+         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.9, "oversampling": 1}),
+         Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}),
+         Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
     "busch2026": Method(
         "busch2026", "Busch et al. 2026 style: Gaussian pre-filter, no alignment, SIRT 200 iterations, same tracing",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "gaussian"}),
          Step("preprocess", f"{_PRE}.background:subtract_background", {}),
          Step("reconstruct", f"{_REC}.sirt:sirt", {"iterations": 200}),
-         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "poly", "min_distance_A": 1.9, "oversampling": 3}),
+         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.9, "oversampling": 1}),
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}))),
 }
 
@@ -151,6 +151,7 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
     """Run every step of ``method`` on ``ts``; returns the traced model, the volume and seconds per stage."""
     seconds: dict[str, float] = {}
     volume = traced = None
+    raw = ts
     for step in method.steps:
         fn = step.load()
         t0 = time.perf_counter()
@@ -163,7 +164,7 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
         elif step.stage == "classify":
             traced = fn(traced, volume, elements=list(elements), seed=seed, **step.params)
         elif step.stage == "refine":
-            traced = fn(traced, volume, **step.params)
+            traced = fn(traced, volume, ts, raw=raw, **step.params)
         else:  # pragma: no cover - guarded by construction
             raise AetbenchError(f"method {method.name}: unknown stage {step.stage!r}")
         seconds[step.stage] = seconds.get(step.stage, 0.0) + time.perf_counter() - t0

@@ -92,7 +92,7 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
         else:
             from .simulate.abtem_adf import ADFConfig, simulate_adf
 
-            ts = simulate_adf(truth, angles, ADFConfig(**sim.abtem), seed=sc.seed, pixel_size=sim.pixel_size,
+            ts = simulate_adf(truth, angles, ADFConfig.from_dict(sim.abtem), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
                               cache_dir=cache_dir / "tilts", device=device)
         ts.write(path)

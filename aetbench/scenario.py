@@ -245,13 +245,14 @@ def _build(cls, table, where):
         raise ScenarioError(f"{where}: expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
+    internal = {"path"} if cls is Scenario else set()  # Scenario.path is set by the loader, not the file
     for key in table:
-        if key not in known or key == "path":
+        if key not in known or key in internal:
             at = f"{where}.{key}" if where else key
-            raise ScenarioError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k != 'path')})")
+            raise ScenarioError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k not in internal)})")
     kwargs = {}
     for name, f in known.items():
-        if name == "path":
+        if name in internal:
             continue
         key_where = f"{where}.{name}" if where else name
         if name in table:

@@ -1,0 +1,152 @@
+"""Gupta / RGL second-moment tight-binding many-body potential (numba).
+
+.. math::
+
+    E = \\sum_i \\Big[\\sum_{j\\ne i} A_{ij} e^{-p_{ij}(r_{ij}/r^0_{ij}-1)} S(r_{ij})
+        - \\Big(\\sum_{j\\ne i} \\xi_{ij}^2 e^{-2q_{ij}(r_{ij}/r^0_{ij}-1)} S(r_{ij})\\Big)^{1/2}\\Big]
+
+Energies in eV, distances in Å.  ``S`` is a quintic switch from 1 at ``r_s``
+to 0 at ``r_c`` (so forces are continuous).  Pure-element parameters from
+Cleri & Rosato, PRB 48, 22 (1993) (Co hcp, Pd, Pt fcc); cross terms mix
+A, p, q, r⁰ arithmetically and ξ geometrically (an approximation, no fitted
+alloy data).  This is an EAM-type (embedding ∝ −√ρ) potential; ASE's EMT has
+no Co parameters.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..io.files import AetbenchError
+
+__all__ = ["GUPTA_ELEMENTS", "gupta_potential"]
+
+#: (A [eV], ξ [eV], p, q, r0 [Å]) — Cleri & Rosato 1993
+GUPTA_ELEMENTS = {
+    "Co": (0.0950, 1.4880, 11.604, 2.286, 2.497),
+    "Pd": (0.1746, 1.7180, 10.867, 3.742, 2.751),
+    "Pt": (0.2975, 2.6950, 10.612, 4.004, 2.775),
+}
+
+
+@njit(cache=True)
+def _switch(r, rs, rc):
+    if r <= rs:
+        return 1.0, 0.0
+    if r >= rc:
+        return 0.0, 0.0
+    t = (r - rs) / (rc - rs)
+    s = 1.0 - t * t * t * (10.0 - 15.0 * t + 6.0 * t * t)
+    ds = -30.0 * t * t * (1.0 - t) * (1.0 - t) / (rc - rs)
+    return s, ds
+
+
+NBLOCK = 16  #: fixed work blocks: summation order independent of the thread count
+
+
+@njit(cache=True, parallel=True)
+def _gupta(pos, types, offset, index, pair, cut, unused):
+    # pair[k, ti, tj]: k = 0 A, 1 xi, 2 p, 3 q, 4 r0 ; cut[0, 0, :2] = (rs, rc)
+    n = pos.shape[0]
+    rs = cut[0, 0, 0]
+    rc = cut[0, 0, 1]
+    nb = min(NBLOCK, max(n, 1))
+    rb = np.zeros((nb, n))
+    for b in prange(nb):
+        for i in range(b * n // nb, (b + 1) * n // nb):
+            ti = types[i]
+            for s in range(offset[i], offset[i + 1]):
+                j = index[s]
+                if j <= i:
+                    continue
+                dx = pos[j, 0] - pos[i, 0]
+                dy = pos[j, 1] - pos[i, 1]
+                dz = pos[j, 2] - pos[i, 2]
+                r = np.sqrt(dx * dx + dy * dy + dz * dz)
+                if r >= rc:
+                    continue
+                tj = types[j]
+                sw, dsw = _switch(r, rs, rc)
+                x = r / pair[4, ti, tj] - 1.0
+                g = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x) * sw
+                rb[b, i] += g
+                rb[b, j] += g
+    rho = np.zeros(n)
+    emb = np.zeros(n)
+    for i in prange(n):
+        for b in range(nb):
+            rho[i] += rb[b, i]
+        if rho[i] > 0:
+            emb[i] = 0.5 / np.sqrt(rho[i])
+    energy = 0.0
+    for i in range(n):
+        if rho[i] > 0:
+            energy -= np.sqrt(rho[i])
+    fb = np.zeros((nb, n, 3))
+    eb = np.zeros(nb)
+    for b in prange(nb):
+        e = 0.0
+        for i in range(b * n // nb, (b + 1) * n // nb):
+            ti = types[i]
+            for s in range(offset[i], offset[i + 1]):
+                j = index[s]
+                if j <= i:
+                    continue
+                dx = pos[j, 0] - pos[i, 0]
+                dy = pos[j, 1] - pos[i, 1]
+                dz = pos[j, 2] - pos[i, 2]
+                r = np.sqrt(dx * dx + dy * dy + dz * dz)
+                if r >= rc:
+                    continue
+                tj = types[j]
+                sw, dsw = _switch(r, rs, rc)
+                r0 = pair[4, ti, tj]
+                x = r / r0 - 1.0
+                er = pair[0, ti, tj] * np.exp(-pair[2, ti, tj] * x)
+                e += 2.0 * er * sw
+                der = 2.0 * (-pair[2, ti, tj] / r0 * er * sw + er * dsw)
+                eg = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x)
+                dg = -2.0 * pair[3, ti, tj] / r0 * eg * sw + eg * dsw
+                c = (der - (emb[i] + emb[j]) * dg) / r
+                fb[b, i, 0] += c * dx
+                fb[b, i, 1] += c * dy
+                fb[b, i, 2] += c * dz
+                fb[b, j, 0] -= c * dx
+                fb[b, j, 1] -= c * dy
+                fb[b, j, 2] -= c * dz
+        eb[b] = e
+    f = np.zeros((n, 3))
+    for i in prange(n):
+        for b in range(nb):
+            for d in range(3):
+                f[i, d] += fb[b, i, d]
+    for b in range(nb):
+        energy += eb[b]
+    return energy, f
+
+
+def gupta_potential(species, r_switch: float = 4.2, r_cut: float = 5.0):
+    """:class:`~aetbench.structures.md.Potential` for ``species`` (Co, Pd, Pt).
+
+    Parameters
+    ----------
+    species : list of str
+        Element symbols in type order.
+    r_switch, r_cut : float
+        Switch start and cutoff [Å] (between the 2nd and 3rd fcc neighbour shells).
+    """
+    from .md import Potential
+
+    vals = []
+    for s in species:
+        if s not in GUPTA_ELEMENTS:
+            raise AetbenchError(f"Gupta potential: no parameters for {s!r}; known: {sorted(GUPTA_ELEMENTS)}")
+        vals.append(GUPTA_ELEMENTS[s])
+    v = np.array(vals)  # (S, 5)
+    pair = np.empty((5, len(species), len(species)))
+    for k in range(5):
+        pair[k] = 0.5 * (v[:, k][:, None] + v[:, k][None, :])
+    pair[1] = np.sqrt(np.outer(v[:, 1], v[:, 1]))
+    cut = np.zeros((1, 1, 2))
+    cut[0, 0] = (r_switch, r_cut)
+    return Potential(1, (pair, cut, np.zeros((1, 1, 1))), float(r_cut))

@@ -1,0 +1,118 @@
+"""Cell-list neighbour lists for free (non-periodic) clusters.
+
+Positions in Å.  The list is *full* (each pair appears from both sides) and
+stored in CSR form: the neighbours of atom ``i`` are
+``index[offset[i]:offset[i + 1]]``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["neighbor_list"]
+
+
+@njit(cache=True)
+def _cell_list(pos, cutoff):
+    n = pos.shape[0]
+    lo = np.empty(3)
+    ncell = np.empty(3, dtype=np.int64)
+    for d in range(3):
+        lo[d] = pos[:, d].min() - 1e-6
+        ncell[d] = max(1, int((pos[:, d].max() - lo[d]) / cutoff) + 1)
+    cid = np.empty(n, dtype=np.int64)
+    cxyz = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        for d in range(3):
+            c = int((pos[i, d] - lo[d]) / cutoff)
+            if c >= ncell[d]:
+                c = ncell[d] - 1
+            cxyz[i, d] = c
+        cid[i] = (cxyz[i, 0] * ncell[1] + cxyz[i, 1]) * ncell[2] + cxyz[i, 2]
+    order = np.argsort(cid, kind="mergesort")
+    total = ncell[0] * ncell[1] * ncell[2]
+    start = np.zeros(total + 1, dtype=np.int64)
+    for i in range(n):
+        start[cid[i] + 1] += 1
+    for c in range(total):
+        start[c + 1] += start[c]
+    return order, start, cxyz, ncell
+
+
+@njit(cache=True)
+def _neighbors(pos, cutoff):
+    n = pos.shape[0]
+    order, start, cxyz, ncell = _cell_list(pos, cutoff)
+    c2 = cutoff * cutoff
+    counts = np.zeros(n, dtype=np.int64)
+    cap = 64 * n + 16
+    idx = np.empty(cap, dtype=np.int64)
+    owner = np.empty(cap, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        for dx in range(-1, 2):
+            cx = cxyz[i, 0] + dx
+            if cx < 0 or cx >= ncell[0]:
+                continue
+            for dy in range(-1, 2):
+                cy = cxyz[i, 1] + dy
+                if cy < 0 or cy >= ncell[1]:
+                    continue
+                for dz in range(-1, 2):
+                    cz = cxyz[i, 2] + dz
+                    if cz < 0 or cz >= ncell[2]:
+                        continue
+                    c = (cx * ncell[1] + cy) * ncell[2] + cz
+                    for s in range(start[c], start[c + 1]):
+                        j = order[s]
+                        if j == i:
+                            continue
+                        r2 = 0.0
+                        for d in range(3):
+                            t = pos[j, d] - pos[i, d]
+                            r2 += t * t
+                        if r2 < c2:
+                            if m >= cap:
+                                cap2 = cap * 2
+                                idx2 = np.empty(cap2, dtype=np.int64)
+                                own2 = np.empty(cap2, dtype=np.int64)
+                                idx2[:m] = idx[:m]
+                                own2[:m] = owner[:m]
+                                idx, owner, cap = idx2, own2, cap2
+                            idx[m] = j
+                            owner[m] = i
+                            counts[i] += 1
+                            m += 1
+    offset = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        offset[i + 1] = offset[i] + counts[i]
+    out = np.empty(m, dtype=np.int64)
+    fill = offset[:-1].copy()
+    for s in range(m):
+        i = owner[s]
+        out[fill[i]] = idx[s]
+        fill[i] += 1
+    return offset, out
+
+
+def neighbor_list(positions, cutoff: float):
+    """Full neighbour list of a free cluster.
+
+    Parameters
+    ----------
+    positions : array (N, 3)
+        Positions in Å.
+    cutoff : float
+        Neighbour distance in Å (pairs with r < cutoff).
+
+    Returns
+    -------
+    offset : int64 array (N + 1,)
+    index : int64 array
+        Neighbours of atom ``i`` are ``index[offset[i]:offset[i+1]]``, in cell
+        order (deterministic for given positions; not sorted).
+    """
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    if pos.shape[0] == 0:
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return _neighbors(pos, float(cutoff))

@@ -1,0 +1,165 @@
+"""Structure recipes: TOML files in the repository's ``structures/`` folder.
+
+A recipe names the material, composition, packing density, seed, potential and
+melt-quench schedule.  Example (``structures/asi208.toml``)::
+
+    name = "asi208"
+    material = "a-Si"
+    target = "physical"        # "physical" density, or "paper" geometry
+    seed = 208
+    [composition]
+    Si = 208
+    [packing]
+    density = 0.050            # atoms/Å³ of the random start
+    min_distance = 2.1         # Å
+    [potential]
+    kind = "stillinger-weber"  # or "gupta", "silica-network"
+    variants = { Si = "Si-vink" }
+    [schedule]
+    t_melt = 3000.0            # K
+    melt_fs = 2000.0           # fs
+    quench_fs = 20000.0        # fs, linear ramp to t_end
+    t_end = 300.0              # K
+    dt = 1.0                   # fs
+    [relabel]                  # optional: relabel at random after the build
+    [analysis]
+    shell = 3.0                # Å, surface shell excluded from interior metrics
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io.files import AetbenchError
+
+__all__ = ["Recipe", "load_recipe", "recipes_dir", "resolve_recipe", "list_recipes"]
+
+POTENTIALS = ("stillinger-weber", "gupta", "silica-network")
+TARGETS = ("physical", "paper")
+SCHEDULE_KEYS = {"t_melt": (100.0, 10000.0), "melt_fs": (0.0, 1e7), "quench_fs": (1.0, 1e7),
+                 "t_end": (0.0, 5000.0), "dt": (0.1, 5.0), "anneal_T": (0.0, 10000.0),
+                 "anneal_fs": (0.0, 1e7), "friction": (1e-5, 1.0)}
+
+
+@dataclass
+class Recipe:
+    """A parsed structure recipe (units: Å, K, fs, atoms/Å³)."""
+
+    name: str
+    path: Path
+    material: str
+    target: str
+    seed: int
+    composition: dict[str, int]
+    density: float
+    min_distance: float
+    potential: str
+    variants: dict[str, str] = field(default_factory=dict)
+    schedule: dict[str, float] = field(default_factory=dict)
+    relabel: dict[str, int] = field(default_factory=dict)
+    analysis: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def n_atoms(self) -> int:
+        return int(sum(self.composition.values()))
+
+
+def recipes_dir() -> Path:
+    """``$AETBENCH_STRUCTURES`` or the repository's ``structures/`` folder."""
+    import aetbench
+
+    return Path(os.environ.get("AETBENCH_STRUCTURES", Path(aetbench.__file__).resolve().parents[1] / "structures"))
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes in :func:`recipes_dir`."""
+    d = recipes_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def resolve_recipe(recipe: str | os.PathLike) -> Path:
+    """Path of a recipe given by name or path."""
+    p = Path(recipe)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise AetbenchError(f"{p}: structure recipe not found")
+        return p
+    q = recipes_dir() / f"{recipe}.toml"
+    if not q.is_file():
+        raise AetbenchError(f"structure recipe {recipe!r} not found in {recipes_dir()} "
+                            f"(known: {', '.join(list_recipes()) or 'none'})")
+    return q
+
+
+def _num(path, d, key, lo, hi, default=None, kind=float):
+    if key not in d:
+        if default is None:
+            raise AetbenchError(f"{path}: {key}: required ({kind.__name__} in [{lo}, {hi}])")
+        return default
+    v = d[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind is int and not isinstance(v, int)):
+        raise AetbenchError(f"{path}: {key}: expected a {kind.__name__} in [{lo}, {hi}], got {v!r}")
+    if not lo <= v <= hi:
+        raise AetbenchError(f"{path}: {key}: {v} out of range [{lo}, {hi}]")
+    return kind(v)
+
+
+def _counts(path, d, key):
+    if not isinstance(d, dict) or not d:
+        raise AetbenchError(f"{path}: [{key}]: expected a table element = atom count, e.g. Si = 208")
+    out = {}
+    for el, c in d.items():
+        if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+            raise AetbenchError(f"{path}: {key}.{el}: expected a non-negative integer atom count, got {c!r}")
+        if c:
+            out[str(el)] = c
+    if not out:
+        raise AetbenchError(f"{path}: [{key}]: no atoms")
+    return out
+
+
+def load_recipe(recipe) -> Recipe:
+    """Read and validate a recipe (name or path); bad input raises :class:`AetbenchError`."""
+    path = resolve_recipe(recipe)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise AetbenchError(f"{path}: not valid TOML: {e}") from None
+    known = {"name", "material", "target", "seed", "description", "composition", "packing", "potential",
+             "schedule", "relabel", "analysis"}
+    extra = sorted(set(raw) - known)
+    if extra:
+        raise AetbenchError(f"{path}: unknown key {extra[0]!r} (expected one of {sorted(known)})")
+    target = raw.get("target", "physical")
+    if target not in TARGETS:
+        raise AetbenchError(f"{path}: target: expected one of {TARGETS}, got {target!r}")
+    comp = _counts(path, raw.get("composition"), "composition")
+    pack = raw.get("packing", {})
+    pot = raw.get("potential", {})
+    kind = pot.get("kind")
+    if kind not in POTENTIALS:
+        raise AetbenchError(f"{path}: potential.kind: expected one of {POTENTIALS}, got {kind!r}")
+    if kind == "silica-network" and set(comp) != {"Si"}:
+        raise AetbenchError(f"{path}: composition: silica-network takes the Si count only (O is put on every "
+                            f"Si–Si bond), got {sorted(comp)}")
+    sched_raw = raw.get("schedule", {})
+    bad = sorted(set(sched_raw) - set(SCHEDULE_KEYS))
+    if bad:
+        raise AetbenchError(f"{path}: schedule.{bad[0]}: unknown key (expected {sorted(SCHEDULE_KEYS)})")
+    sched = {k: _num(path, {f"schedule.{k}": v}, f"schedule.{k}", *SCHEDULE_KEYS[k]) for k, v in sched_raw.items()}
+    relabel = _counts(path, raw["relabel"], "relabel") if raw.get("relabel") else {}
+    if relabel and sum(relabel.values()) != sum(comp.values()):
+        raise AetbenchError(f"{path}: relabel: {sum(relabel.values())} atoms but composition has "
+                            f"{sum(comp.values())}; the counts must match")
+    return Recipe(
+        name=str(raw.get("name", path.stem)), path=path, material=str(raw.get("material", "")), target=target,
+        seed=_num(path, raw, "seed", 0, 2**31 - 1, default=0, kind=int), composition=comp,
+        density=_num(path, {"packing.density": pack.get("density")} if "density" in pack else {},
+                     "packing.density", 0.005, 0.2),
+        min_distance=_num(path, {"packing.min_distance": pack["min_distance"]} if "min_distance" in pack else {},
+                          "packing.min_distance", 0.5, 4.0, default=2.0),
+        potential=kind, variants=dict(pot.get("variants", {})), schedule=sched, relabel=relabel,
+        analysis=dict(raw.get("analysis", {})), raw=raw)
