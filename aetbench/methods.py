@@ -96,12 +96,15 @@ _classify = Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8})
 
 METHODS: dict[str, Method] = {
     "resire": Method(
-        "resire", "background subtraction, RESIRE (positivity), local-maximum tracing, k-means classification",
+        "resire", "background subtraction, RESIRE (positivity), local-maximum tracing, k-means classification, "
+                  "position refinement against the projections",
         (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
          Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 150, "step": 1.0}),
-         _simple_trace, _classify)),
+         _simple_trace, _classify,
+         Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
     "sirt": Method(
-        "sirt", "background subtraction, SIRT (positivity), local-maximum tracing, k-means classification",
+        "sirt", "background subtraction, SIRT (positivity), local-maximum tracing, k-means classification "
+                "(no refinement: the plain SIRT baseline)",
         (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
          Step("reconstruct", f"{_REC}.sirt:sirt", {"iterations": 150}),
          _simple_trace, _classify)),

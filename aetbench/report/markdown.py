@@ -38,7 +38,7 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
     df = scores[scores["protocol"] == "paper"].copy()
     if "reference" not in df or df.empty:
         return pd.DataFrame()
-    df = df[df["reference"].fillna("") != ""]
+    df = df[df["reference"].astype(object).fillna("").astype(str) != ""]
     if df.empty:
         return pd.DataFrame()
     pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
