@@ -77,6 +77,7 @@ def cmd_bench(args) -> int:
     cmd = [sys.executable, "-m", "pytest", str(tests), "--benchmark-enable", "-q", *args.pytest_args]
     if args.heavy:
         os.environ["AETBENCH_BENCH_HEAVY"] = "1"
+        cmd += ["-m", "slow or not slow"]  # the default selection deselects the slow (paper-size) runs
     return subprocess.call(cmd)
 
 
