@@ -41,6 +41,14 @@ from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 __all__ = ["refine_positions", "render_atoms"]
 
 
+@njit(cache=True, inline="always")
+def _patch(cu, cv, s, mx, my):  # pragma: no cover - numba
+    """Pixel index bounds (inclusive) of a ±4σ patch around (cu, cv), clipped to the image."""
+    r = int(math.ceil(4.0 * s))
+    return (max(int(math.floor(cu)) - r, 0), min(int(math.floor(cu)) + r + 1, mx - 1),
+            max(int(math.floor(cv)) - r, 0), min(int(math.floor(cv)) + r + 1, my - 1))
+
+
 @njit(parallel=True, cache=True)
 def _render(u, v, amp, sig, out):  # pragma: no cover - numba
     n, mx, my = out.shape
@@ -50,12 +58,8 @@ def _render(u, v, amp, sig, out):  # pragma: no cover - numba
             s = sig[j]
             norm = amp[j] / (2.0 * math.pi * s * s)
             inv = 0.5 / (s * s)
-            r = int(math.ceil(4.0 * s))
             cu, cv = u[k, j], v[k, j]
-            i0 = max(int(math.floor(cu)) - r, 0)
-            i1 = min(int(math.floor(cu)) + r + 1, mx - 1)
-            j0 = max(int(math.floor(cv)) - r, 0)
-            j1 = min(int(math.floor(cv)) + r + 1, my - 1)
+            i0, i1, j0, j1 = _patch(cu, cv, s, mx, my)
             for ix in range(i0, i1 + 1):
                 dx = ix - cu
                 ex = dx * dx * inv
@@ -74,12 +78,8 @@ def _gradients(u, v, amp, sig, resid, gu, gv, ga, gs):  # pragma: no cover - num
             s2 = s * s
             base = 1.0 / (2.0 * math.pi * s2)
             inv = 0.5 / s2
-            r = int(math.ceil(4.0 * s))
             cu, cv = u[k, j], v[k, j]
-            i0 = max(int(math.floor(cu)) - r, 0)
-            i1 = min(int(math.floor(cu)) + r + 1, mx - 1)
-            j0 = max(int(math.floor(cv)) - r, 0)
-            j1 = min(int(math.floor(cv)) + r + 1, my - 1)
+            i0, i1, j0, j1 = _patch(cu, cv, s, mx, my)
             su = 0.0
             sv = 0.0
             sa = 0.0
