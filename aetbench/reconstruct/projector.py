@@ -57,6 +57,27 @@ _SINGLE_AXIS_TOL = 1e-9
 # every bilinear footprint with -1 <= fu < mx and -1 <= fv < my falls inside the buffer: one range
 # test per voxel instead of four, and the border pixels (outside the image) are dropped by both
 # operators, which keeps them exact transposes.
+_EDGE = 1e-3  # px: footprints closer than this to the padded border are dropped (by both operators)
+
+
+@njit(cache=True, inline="always")
+def _z_range(b, r, m, nz, cz):  # pragma: no cover - numba
+    """``[lo, hi)`` of iz with ``-1 + e <= b + r * (iz - cz) <= m - e`` (e = _EDGE), clipped to ``[0, nz)``."""
+    lo_v = -1.0 + _EDGE
+    hi_v = m - _EDGE
+    if abs(r) < 1e-12:
+        if b >= lo_v and b <= hi_v:
+            return 0, nz
+        return 0, 0
+    z0 = (lo_v - b) / r
+    z1 = (hi_v - b) / r
+    if r < 0:
+        z0, z1 = z1, z0
+    lo = max(int(math.ceil(z0)) + cz, 0)
+    hi = min(int(math.floor(z1)) + cz + 1, nz)
+    return lo, max(hi, lo)
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
 def _forward_general(vol, R, shifts, pad):
     n = R.shape[0]
@@ -75,23 +96,23 @@ def _forward_general(vol, R, shifts, pad):
                 y = iy - cy
                 bu = r00 * x + r01 * y + ou
                 bv = r10 * x + r11 * y + ov
-                for iz in range(nz):
+                lu, hu = _z_range(bu, r02, mx, nz, cz)
+                lv, hv = _z_range(bv, r12, my, nz, cz)
+                for iz in range(max(lu, lv), min(hu, hv)):
                     val = vol[ix, iy, iz]
                     if val == 0.0:
                         continue
                     z = iz - cz
                     fu = bu + r02 * z
                     fv = bv + r12 * z
-                    if fu < -1.0 or fu >= mx or fv < -1.0 or fv >= my:
-                        continue
-                    fi = math.floor(fu)
-                    fj = math.floor(fv)
-                    i0 = np.uint64(int(fi) + 1)  # >= 0 by the range test; unsigned skips wraparound code
-                    j0 = np.uint64(int(fj) + 1)
+                    gu = fu + 1.0  # >= 0 by the range test, so truncation is floor
+                    gv = fv + 1.0
+                    i0 = np.uint64(np.int64(gu))  # padded index of floor(fu); unsigned skips wraparound code
+                    j0 = np.uint64(np.int64(gv))
                     i1 = i0 + np.uint64(1)
                     j1 = j0 + np.uint64(1)
-                    wu = np.float32(fu - fi)
-                    wv = np.float32(fv - fj)
+                    wu = np.float32(gu - np.float64(np.int64(i0)))
+                    wv = np.float32(gv - np.float64(np.int64(j0)))
                     a1 = val * wu
                     a0 = val - a1
                     b0 = a0 * wv
@@ -121,20 +142,20 @@ def _back_general(pad, R, shifts, out):
                 bu = r00 * x + r01 * y + ou
                 bv = r10 * x + r11 * y + ov
                 o = out[ix, iy]
-                for iz in range(nz):
+                lu, hu = _z_range(bu, r02, mx, nz, cz)
+                lv, hv = _z_range(bv, r12, my, nz, cz)
+                for iz in range(max(lu, lv), min(hu, hv)):
                     z = iz - cz
                     fu = bu + r02 * z
                     fv = bv + r12 * z
-                    if fu < -1.0 or fu >= mx or fv < -1.0 or fv >= my:
-                        continue
-                    fi = math.floor(fu)
-                    fj = math.floor(fv)
-                    i0 = np.uint64(int(fi) + 1)  # >= 0 by the range test; unsigned skips wraparound code
-                    j0 = np.uint64(int(fj) + 1)
+                    gu = fu + 1.0  # >= 0 by the range test, so truncation is floor
+                    gv = fv + 1.0
+                    i0 = np.uint64(np.int64(gu))  # padded index of floor(fu); unsigned skips wraparound code
+                    j0 = np.uint64(np.int64(gv))
                     i1 = i0 + np.uint64(1)
                     j1 = j0 + np.uint64(1)
-                    wu = np.float32(fu - fi)
-                    wv = np.float32(fv - fj)
+                    wu = np.float32(gu - np.float64(np.int64(i0)))
+                    wv = np.float32(gv - np.float64(np.int64(j0)))
                     s0 = pk[i0, j0] + wv * (pk[i0, j1] - pk[i0, j0])
                     s1 = pk[i1, j0] + wv * (pk[i1, j1] - pk[i1, j0])
                     o[iz] += s0 + wu * (s1 - s0)
