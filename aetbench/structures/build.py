@@ -1,17 +1,19 @@
 """Builders: random sequential addition → relaxation → melt-quench → relaxation.
 
-Units: Å, K, fs, amu, eV.  Every step is seeded from the recipe seed, and all
-kernels are serial, so the same seed gives identical coordinates on the same
-machine.
+Units: Å, K, fs, amu, eV.  Every step is seeded from the recipe seed, and every
+floating-point sum has a fixed order (serial loops; fixed work blocks in the
+force kernels; no fastmath; on-disk kernel cache keyed by the package source,
+see :mod:`.jit`), so the same seed gives identical coordinates on the same
+machine, whatever the process ran before and whether the cache was warm.
 """
 from __future__ import annotations
 
 import time
 
 import numpy as np
-from numba import njit
 
 from ..types import AtomicModel
+from .jit import kernel
 from .md import fire_relax, langevin_md
 from .sw import sw_params, sw_potential
 
@@ -34,7 +36,7 @@ def quench_schedule(t_melt: float, t_end: float, melt_fs: float, quench_fs: floa
     return np.concatenate(parts)
 
 
-@njit(cache=True)
+@kernel
 def _rsa(cand, radius, dmin, n):
     """Accept candidate points [Å] in order if ≥ dmin from all accepted ones (cell grid); serial."""
     ncell = max(1, int(2 * radius / dmin))
@@ -73,7 +75,7 @@ def _rsa(cand, radius, dmin, n):
     return out[:m]
 
 
-@njit(cache=True)
+@kernel
 def _centre(x):
     """Subtract the centroid (serial sums, independent of memory alignment)."""
     c = np.zeros(3)
@@ -87,7 +89,7 @@ def _centre(x):
     return y
 
 
-@njit(cache=True)
+@kernel
 def _max_radius(x):
     r = 0.0
     for i in range(x.shape[0]):

@@ -15,9 +15,10 @@ no Co parameters.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..io.files import AetbenchError
+from .jit import kernel
 
 __all__ = ["GUPTA_ELEMENTS", "gupta_potential"]
 
@@ -29,7 +30,7 @@ GUPTA_ELEMENTS = {
 }
 
 
-@njit(cache=True)
+@kernel
 def _switch(r, rs, rc):
     if r <= rs:
         return 1.0, 0.0
@@ -42,38 +43,40 @@ def _switch(r, rs, rc):
 
 
 NBLOCK = 16  #: fixed work blocks: summation order independent of the thread count
+PARALLEL_MIN_ATOMS = 3000  #: below this the threads' start-up costs more than the force loop saves
 
 
-@njit(cache=True, parallel=True)
-def _gupta(pos, types, offset, index, pair, cut, unused):
-    # pair[k, ti, tj]: k = 0 A, 1 xi, 2 p, 3 q, 4 r0 ; cut[0, 0, :2] = (rs, rc)
+@kernel
+def _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb):
+    """Density terms of the pairs (i < j) owned by the atoms of block ``b`` into rb[b]."""
     n = pos.shape[0]
-    rs = cut[0, 0, 0]
-    rc = cut[0, 0, 1]
-    nb = min(NBLOCK, max(n, 1))
-    rb = np.zeros((nb, n))
-    for b in prange(nb):
-        for i in range(b * n // nb, (b + 1) * n // nb):
-            ti = types[i]
-            for s in range(offset[i], offset[i + 1]):
-                j = index[s]
-                if j <= i:
-                    continue
-                dx = pos[j, 0] - pos[i, 0]
-                dy = pos[j, 1] - pos[i, 1]
-                dz = pos[j, 2] - pos[i, 2]
-                r = np.sqrt(dx * dx + dy * dy + dz * dz)
-                if r >= rc:
-                    continue
-                tj = types[j]
-                sw, dsw = _switch(r, rs, rc)
-                x = r / pair[4, ti, tj] - 1.0
-                g = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x) * sw
-                rb[b, i] += g
-                rb[b, j] += g
+    for i in range(b * n // nb, (b + 1) * n // nb):
+        ti = types[i]
+        for s in range(offset[i], offset[i + 1]):
+            j = index[s]
+            if j <= i:
+                continue
+            dx = pos[j, 0] - pos[i, 0]
+            dy = pos[j, 1] - pos[i, 1]
+            dz = pos[j, 2] - pos[i, 2]
+            r = np.sqrt(dx * dx + dy * dy + dz * dz)
+            if r >= rc:
+                continue
+            tj = types[j]
+            sw, dsw = _switch(r, rs, rc)
+            x = r / pair[4, ti, tj] - 1.0
+            g = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x) * sw
+            rb[b, i] += g
+            rb[b, j] += g
+
+
+@kernel
+def _embed(rb):
+    """Block-order sum of the densities; embedding energy −Σ√ρ [eV] and 1/(2√ρ) per atom."""
+    nb, n = rb.shape[0], rb.shape[1]
     rho = np.zeros(n)
     emb = np.zeros(n)
-    for i in prange(n):
+    for i in range(n):
         for b in range(nb):
             rho[i] += rb[b, i]
         if rho[i] > 0:
@@ -82,47 +85,99 @@ def _gupta(pos, types, offset, index, pair, cut, unused):
     for i in range(n):
         if rho[i] > 0:
             energy -= np.sqrt(rho[i])
-    fb = np.zeros((nb, n, 3))
-    eb = np.zeros(nb)
-    for b in prange(nb):
-        e = 0.0
-        for i in range(b * n // nb, (b + 1) * n // nb):
-            ti = types[i]
-            for s in range(offset[i], offset[i + 1]):
-                j = index[s]
-                if j <= i:
-                    continue
-                dx = pos[j, 0] - pos[i, 0]
-                dy = pos[j, 1] - pos[i, 1]
-                dz = pos[j, 2] - pos[i, 2]
-                r = np.sqrt(dx * dx + dy * dy + dz * dz)
-                if r >= rc:
-                    continue
-                tj = types[j]
-                sw, dsw = _switch(r, rs, rc)
-                r0 = pair[4, ti, tj]
-                x = r / r0 - 1.0
-                er = pair[0, ti, tj] * np.exp(-pair[2, ti, tj] * x)
-                e += 2.0 * er * sw
-                der = 2.0 * (-pair[2, ti, tj] / r0 * er * sw + er * dsw)
-                eg = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x)
-                dg = -2.0 * pair[3, ti, tj] / r0 * eg * sw + eg * dsw
-                c = (der - (emb[i] + emb[j]) * dg) / r
-                fb[b, i, 0] += c * dx
-                fb[b, i, 1] += c * dy
-                fb[b, i, 2] += c * dz
-                fb[b, j, 0] -= c * dx
-                fb[b, j, 1] -= c * dy
-                fb[b, j, 2] -= c * dz
-        eb[b] = e
+    return energy, emb
+
+
+@kernel
+def _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb):
+    """Repulsive energy [eV] of the pairs owned by block ``b``; all pair forces into fb[b]."""
+    n = pos.shape[0]
+    e = 0.0
+    for i in range(b * n // nb, (b + 1) * n // nb):
+        ti = types[i]
+        for s in range(offset[i], offset[i + 1]):
+            j = index[s]
+            if j <= i:
+                continue
+            dx = pos[j, 0] - pos[i, 0]
+            dy = pos[j, 1] - pos[i, 1]
+            dz = pos[j, 2] - pos[i, 2]
+            r = np.sqrt(dx * dx + dy * dy + dz * dz)
+            if r >= rc:
+                continue
+            tj = types[j]
+            sw, dsw = _switch(r, rs, rc)
+            r0 = pair[4, ti, tj]
+            x = r / r0 - 1.0
+            er = pair[0, ti, tj] * np.exp(-pair[2, ti, tj] * x)
+            e += 2.0 * er * sw
+            der = 2.0 * (-pair[2, ti, tj] / r0 * er * sw + er * dsw)
+            eg = pair[1, ti, tj] ** 2 * np.exp(-2.0 * pair[3, ti, tj] * x)
+            dg = -2.0 * pair[3, ti, tj] / r0 * eg * sw + eg * dsw
+            c = (der - (emb[i] + emb[j]) * dg) / r
+            fb[b, i, 0] += c * dx
+            fb[b, i, 1] += c * dy
+            fb[b, i, 2] += c * dz
+            fb[b, j, 0] -= c * dx
+            fb[b, j, 1] -= c * dy
+            fb[b, j, 2] -= c * dz
+    return e
+
+
+@kernel
+def _finish(energy, fb, eb):
+    nb, n = fb.shape[0], fb.shape[1]
     f = np.zeros((n, 3))
-    for i in prange(n):
+    for i in range(n):
         for b in range(nb):
             for d in range(3):
                 f[i, d] += fb[b, i, d]
     for b in range(nb):
         energy += eb[b]
     return energy, f
+
+
+@kernel(parallel=True)
+def _gupta_parallel(pos, types, offset, index, pair, cut):
+    n = pos.shape[0]
+    rs = cut[0, 0, 0]
+    rc = cut[0, 0, 1]
+    nb = min(NBLOCK, max(n, 1))
+    rb = np.zeros((nb, n))
+    for b in prange(nb):
+        _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb)
+    energy, emb = _embed(rb)
+    fb = np.zeros((nb, n, 3))
+    eb = np.zeros(nb)
+    for b in prange(nb):
+        eb[b] = _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb)
+    return _finish(energy, fb, eb)
+
+
+@kernel
+def _gupta_serial(pos, types, offset, index, pair, cut):
+    n = pos.shape[0]
+    rs = cut[0, 0, 0]
+    rc = cut[0, 0, 1]
+    nb = min(NBLOCK, max(n, 1))
+    rb = np.zeros((nb, n))
+    for b in range(nb):
+        _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb)
+    energy, emb = _embed(rb)
+    fb = np.zeros((nb, n, 3))
+    eb = np.zeros(nb)
+    for b in range(nb):
+        eb[b] = _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb)
+    return _finish(energy, fb, eb)
+
+
+@kernel
+def _gupta(pos, types, offset, index, pair, cut, unused):
+    """Gupta energy [eV] and forces [eV/Å]; pair[k, ti, tj]: k = 0 A, 1 ξ, 2 p, 3 q, 4 r0;
+    cut[0, 0, :2] = (r_s, r_c).  Same fixed blocks and block-order sums on one or many threads."""
+    if pos.shape[0] < PARALLEL_MIN_ATOMS:
+        return _gupta_serial(pos, types, offset, index, pair, cut)
+    return _gupta_parallel(pos, types, offset, index, pair, cut)
 
 
 def gupta_potential(species, r_switch: float = 4.2, r_cut: float = 5.0):

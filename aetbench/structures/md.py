@@ -10,16 +10,19 @@ tuple of three float64 3-D parameter arrays and a cutoff.  Kernels are
 dispatched by id inside numba (not passed as first-class functions) so the
 compiled loops can be cached on disk.  The whole MD / FIRE loop runs inside numba; the
 neighbour list (cutoff + skin) is rebuilt when an atom has moved more than
-half the skin.  Loops are serial, so the same seed gives the same trajectory.
+half the skin.  The MD loops are serial and the force kernels sum fixed work blocks
+in a fixed order (on one thread or many), so the same seed gives the same
+trajectory, bit for bit; :mod:`.jit` keeps the on-disk kernel cache consistent
+with the source (see there for the stale-cache bug this prevents).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from .gupta import _gupta
+from .jit import kernel
 from .neighbors import _neighbors
 from .sw import _sw
 
@@ -49,19 +52,28 @@ class Potential:
 
     def energy_forces(self, pos, types):
         """Energy [eV] and forces [eV/Å] (no wall)."""
-        pos = np.ascontiguousarray(pos, dtype=np.float64)
-        off, idx = _neighbors(pos, self.cutoff)
-        return _kernel(self.kernel, pos, np.asarray(types, np.int64), off, idx, self.params)
+        pos = _c(pos, np.float64)
+        off, idx = _neighbors(pos, float(self.cutoff))
+        return _kernel(int(self.kernel), pos, _c(types, np.int64), off, idx, _params(self))
 
 
-@njit(cache=True)
+def _c(a, dtype):
+    """C-contiguous copy-if-needed: every kernel sees one array layout (one compiled specialisation)."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def _params(pot):
+    return tuple(_c(p, np.float64) for p in pot.params)
+
+
+@kernel
 def _kernel(kind, pos, types, off, idx, params):
     if kind == 0:
         return _sw(pos, types, off, idx, params[0][0], params[1][0], params[2])
     return _gupta(pos, types, off, idx, params[0], params[1], params[2])
 
 
-@njit(cache=True)
+@kernel
 def _wall(pos, r_wall, k_wall, f):
     e = 0.0
     for i in range(pos.shape[0]):
@@ -74,7 +86,7 @@ def _wall(pos, r_wall, k_wall, f):
     return e
 
 
-@njit(cache=True)
+@kernel
 def _moved(x, ref, lim2):
     for i in range(x.shape[0]):
         d = 0.0
@@ -86,7 +98,7 @@ def _moved(x, ref, lim2):
     return False
 
 
-@njit(cache=True)
+@kernel
 def _langevin(kernel, params, x, types, masses, temps, dt, friction, cutoff, skin, r_wall, k_wall, seed):
     np.random.seed(seed)
     n = x.shape[0]
@@ -128,7 +140,7 @@ def _langevin(kernel, params, x, types, masses, temps, dt, friction, cutoff, ski
     return x, v, nb
 
 
-@njit(cache=True)
+@kernel
 def _fire(kernel, params, x, types, masses, fmax, max_steps, dt, dt_max, cutoff, skin, r_wall, k_wall):
     n = x.shape[0]
     v = np.zeros((n, 3))
@@ -224,8 +236,8 @@ def fire_relax(pos, types, masses, pot: Potential, *, fmax: float = 0.01, max_st
     info : dict
         ``energy`` [eV], ``fmax`` [eV/Å], ``steps``.
     """
-    x = np.array(pos, dtype=np.float64)
-    x, e, fm, steps = _fire(pot.kernel, pot.params, x, np.asarray(types, np.int64), np.asarray(masses, float),
+    x = np.array(pos, dtype=np.float64, order="C")
+    x, e, fm, steps = _fire(int(pot.kernel), _params(pot), x, _c(types, np.int64), _c(masses, np.float64),
                             float(fmax), int(max_steps), float(dt), float(dt_max), float(pot.cutoff),
                             float(skin), float(r_wall), float(k_wall))
     return x, {"energy": float(e), "fmax": float(fm), "steps": int(steps)}
@@ -261,9 +273,9 @@ def langevin_md(pos, types, masses, pot: Potential, temperatures, *, dt: float =
     info : dict
         ``neighbor_builds``.
     """
-    x = np.array(pos, dtype=np.float64)
-    temps = np.ascontiguousarray(temperatures, dtype=np.float64)
-    x, v, nb = _langevin(pot.kernel, pot.params, x, np.asarray(types, np.int64), np.asarray(masses, float),
+    x = np.array(pos, dtype=np.float64, order="C")
+    temps = _c(temperatures, np.float64)
+    x, v, nb = _langevin(int(pot.kernel), _params(pot), x, _c(types, np.int64), _c(masses, np.float64),
                          temps, float(dt), float(friction), float(pot.cutoff), float(skin), float(r_wall),
                          float(k_wall), int(seed) % (2**32))
     return x, v, {"neighbor_builds": int(nb)}

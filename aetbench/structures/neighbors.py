@@ -7,12 +7,13 @@ stored in CSR form: the neighbours of atom ``i`` are
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .jit import kernel
 
 __all__ = ["neighbor_list"]
 
 
-@njit(cache=True)
+@kernel
 def _cell_list(pos, cutoff):
     n = pos.shape[0]
     lo = np.empty(3)
@@ -39,7 +40,7 @@ def _cell_list(pos, cutoff):
     return order, start, cxyz, ncell
 
 
-@njit(cache=True)
+@kernel
 def _neighbors(pos, cutoff):
     n = pos.shape[0]
     order, start, cxyz, ncell = _cell_list(pos, cutoff)

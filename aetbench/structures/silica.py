@@ -23,10 +23,10 @@ transferable potential.  Units: Å, eV, degrees.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 from scipy.optimize import minimize
 
 from ..types import AtomicModel
+from .jit import kernel
 from .neighbors import neighbor_list
 
 __all__ = ["decorate_with_oxygen", "relax_silica", "SIO2"]
@@ -100,7 +100,7 @@ def decorate_with_oxygen(si_positions, bond_cutoff: float, *, si_si: float | Non
     return np.vstack([xs, o]), bonds
 
 
-@njit(cache=True)
+@kernel
 def _vff(x, is_o, bonds, angles, cos0, kang, nb_off, nb_idx, b0, kb, kr, d_oo, d_sisi, d_sio, bonded_off,
          bonded_idx):
     n = x.shape[0]

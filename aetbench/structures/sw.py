@@ -29,9 +29,10 @@ Sources
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from ..io.files import AetbenchError
+from .jit import kernel
 
 __all__ = ["SW_ELEMENTS", "SWParams", "sw_params", "sw_energy_forces", "sw_potential", "A_SW", "B_SW", "A_CUT", "GAMMA"]
 
@@ -98,7 +99,7 @@ def sw_params(species, variants=None) -> SWParams:
 NBLOCK = 16  #: fixed number of work blocks: the force sum order does not depend on the thread count
 
 
-@njit(cache=True)
+@kernel
 def _sw_atom(i, pos, types, offset, index, eps, sigma, lam3, f, uv, ir, ee, de, jj):
     """Energy of the terms owned by atom i (pairs j > i, triplets centred on i); forces added to f."""
     energy = 0.0
@@ -168,28 +169,35 @@ def _sw_atom(i, pos, types, offset, index, eps, sigma, lam3, f, uv, ir, ee, de, 
     return energy
 
 
-@njit(cache=True, parallel=True)
-def _sw(pos, types, offset, index, eps, sigma, lam3):
+@kernel
+def _sw_block(b, nb, pos, types, offset, index, eps, sigma, lam3, maxn, fb):
+    """Energy [eV] of work block ``b`` of ``nb`` (atoms ``b n // nb`` … ``(b + 1) n // nb - 1``); forces into fb[b]."""
     n = pos.shape[0]
+    uv = np.empty((maxn, 3))
+    ir = np.empty(maxn)
+    ee = np.empty(maxn)
+    de = np.empty(maxn)
+    jj = np.empty(maxn, dtype=np.int64)
+    e = 0.0
+    for i in range(b * n // nb, (b + 1) * n // nb):
+        e += _sw_atom(i, pos, types, offset, index, eps, sigma, lam3, fb[b], uv, ir, ee, de, jj)
+    return e
+
+
+@kernel
+def _max_count(offset):
     maxn = 0
-    for i in range(n):
-        if offset[i + 1] - offset[i] > maxn:
-            maxn = offset[i + 1] - offset[i]
-    nb = min(NBLOCK, max(n, 1))
-    fb = np.zeros((nb, n, 3))
-    eb = np.zeros(nb)
-    for b in prange(nb):
-        uv = np.empty((maxn, 3))
-        ir = np.empty(maxn)
-        ee = np.empty(maxn)
-        de = np.empty(maxn)
-        jj = np.empty(maxn, dtype=np.int64)
-        e = 0.0
-        for i in range(b * n // nb, (b + 1) * n // nb):
-            e += _sw_atom(i, pos, types, offset, index, eps, sigma, lam3, fb[b], uv, ir, ee, de, jj)
-        eb[b] = e
+    for i in range(offset.shape[0] - 1):
+        maxn = max(maxn, offset[i + 1] - offset[i])
+    return maxn
+
+
+@kernel
+def _reduce_blocks(fb, eb):
+    """Sum the per-block forces and energies in block order (the same order in both drivers)."""
+    nb, n = fb.shape[0], fb.shape[1]
     f = np.zeros((n, 3))
-    for i in prange(n):
+    for i in range(n):
         for b in range(nb):
             for d in range(3):
                 f[i, d] += fb[b, i, d]
@@ -197,6 +205,42 @@ def _sw(pos, types, offset, index, eps, sigma, lam3):
     for b in range(nb):
         energy += eb[b]
     return energy, f
+
+
+@kernel(parallel=True)
+def _sw_parallel(pos, types, offset, index, eps, sigma, lam3):
+    n = pos.shape[0]
+    maxn = _max_count(offset)
+    nb = min(NBLOCK, max(n, 1))
+    fb = np.zeros((nb, n, 3))
+    eb = np.zeros(nb)
+    for b in prange(nb):
+        eb[b] = _sw_block(b, nb, pos, types, offset, index, eps, sigma, lam3, maxn, fb)
+    return _reduce_blocks(fb, eb)
+
+
+@kernel
+def _sw_serial(pos, types, offset, index, eps, sigma, lam3):
+    n = pos.shape[0]
+    maxn = _max_count(offset)
+    nb = min(NBLOCK, max(n, 1))
+    fb = np.zeros((nb, n, 3))
+    eb = np.zeros(nb)
+    for b in range(nb):
+        eb[b] = _sw_block(b, nb, pos, types, offset, index, eps, sigma, lam3, maxn, fb)
+    return _reduce_blocks(fb, eb)
+
+
+PARALLEL_MIN_ATOMS = 3000  #: below this the threads' start-up costs more than the force loop saves
+
+
+@kernel
+def _sw(pos, types, offset, index, eps, sigma, lam3):
+    """SW energy and forces; the same fixed blocks and block-order sums on one or many threads, so both
+    drivers give the same bits."""
+    if pos.shape[0] < PARALLEL_MIN_ATOMS:
+        return _sw_serial(pos, types, offset, index, eps, sigma, lam3)
+    return _sw_parallel(pos, types, offset, index, eps, sigma, lam3)
 
 
 def sw_potential(params: SWParams):

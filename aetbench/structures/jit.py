@@ -1,0 +1,74 @@
+"""``njit`` with an on-disk cache keyed by the source of the whole package.
+
+Why: numba's ``cache=True`` invalidates a cached kernel only when *its own*
+source file changes (file stamp + the function's bytecode).  A cached caller
+(e.g. ``md._langevin``) contains compiled copies of the kernels it calls from
+other files (``sw._sw``, ``gupta._gupta``, ``neighbors._neighbors``), so after
+an edit of ``sw.py`` the MD loop kept running the *old* force kernel.  Worse,
+when a process also loads the new ``_sw`` (e.g. a test called
+``sw_energy_forces`` first), the two copies share one symbol name and the JIT
+linker binds the caller to whichever was loaded first: the build then depended
+on which kernels the process had called before (differences of ~1e-13 Å that
+the chaotic melt-quench amplifies into a different particle).
+
+:func:`kernel` adds a hash of every ``*.py`` file of :mod:`aetbench.structures`
+to numba's cache index key, so any edit of the package recompiles every kernel
+and a cached caller always embeds the current callees.  The kernels themselves
+use no ``fastmath`` (no FMA contraction or reassociation) and fixed-order
+reductions, so a fresh compile and a cache load give the same bits.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from numba import njit
+
+__all__ = ["kernel", "SOURCE_FINGERPRINT", "source_fingerprint"]
+
+
+def source_fingerprint(folder=None) -> str:
+    """SHA-256 (16 hex digits) of the names and bytes of every ``*.py`` in ``folder``
+    (default: this package)."""
+    root = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.glob("*.py")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+SOURCE_FINGERPRINT = source_fingerprint()
+
+try:
+    from numba.core.caching import FunctionCache
+
+    class _PackageCache(FunctionCache):
+        """numba ``FunctionCache`` whose index key also holds :data:`SOURCE_FINGERPRINT`."""
+
+        def _index_key(self, sig, codegen):
+            return super()._index_key(sig, codegen) + (SOURCE_FINGERPRINT,)
+
+except ImportError:  # pragma: no cover - numba moved its cache classes
+    _PackageCache = None
+
+
+def kernel(fn=None, **options):
+    """``numba.njit(**options)`` cached on disk under a key that includes the package source hash.
+
+    Use as ``@kernel`` or ``@kernel(parallel=True)``.  ``fastmath`` is refused:
+    it lets LLVM contract and reorder floating-point operations differently in
+    different compiled specialisations, which breaks bit-identical rebuilds.
+    """
+    if options.get("fastmath"):
+        raise ValueError("aetbench.structures kernels must not use fastmath (reproducible builds)")
+    options.pop("cache", None)
+
+    def wrap(f):
+        if _PackageCache is None:  # pragma: no cover
+            return njit(cache=False, **options)(f)
+        disp = njit(cache=False, **options)(f)
+        disp._cache = _PackageCache(disp.py_func)
+        return disp
+
+    return wrap(fn) if fn is not None else wrap
