@@ -75,3 +75,17 @@ def test_refine_bad_input():
         refine_positions(traced, None, ts, data="denoised")
     with pytest.raises(AetbenchError):
         refine_positions(traced, None, None)
+
+
+def test_pruning_drops_duplicates_and_atoms_in_empty_space():
+    truth, ts = _case(2e5, seed=6)
+    extra = np.array([truth.positions[0] + [0.7, 0.3, 0.0],  # a duplicate next to a real atom
+                      [4.0, -4.0, 4.0]])  # nothing there (the 40-atom particle has a radius of ~4.5 Å)
+    pos = np.vstack([truth.positions, extra])
+    traced = TracedModel(AtomicModel(pos, ["Si"] * len(pos)), np.ones(len(pos)))
+    out = refine_positions(traced, None, ts, data="preprocessed", iterations=80, prune_distance_A=1.9)
+    kept = out.model.elements != NON_ATOM
+    assert kept.sum() == len(truth)
+    d = np.linalg.norm(out.model.positions[kept] - truth.positions, axis=1)
+    assert d.max() < 0.05, d.max()
+    assert np.all(out.features["refine_gain"][kept] > 0)

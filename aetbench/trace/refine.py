@@ -137,7 +137,8 @@ def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float
 
 def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries, *, raw: TiltSeries | None = None,
                      data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
-                     max_shift_A: float = 1.0, tolerance: float = 1e-9) -> TracedModel:
+                     max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
+                     prune_rounds: int = 2, min_gain_fraction: float = 0.0) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
 
     Parameters
@@ -165,6 +166,14 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         Also fit one width per element.
     max_shift_A : float
         Bound on how far an atom may move from its traced position [Å].
+    prune_distance_A : float
+        After the fit, atoms whose removal would *improve* the fit are
+        relabelled non-atoms, and of every pair closer than this distance [Å]
+        the one whose removal costs less; the rest are refitted (up to
+        ``prune_rounds`` times).  0 disables pruning.
+    min_gain_fraction : float
+        With pruning, also drop atoms whose removal costs less than this
+        fraction of the median cost for their element (weak, spurious peaks).
 
     Returns
     -------
@@ -172,10 +181,10 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         Same atoms and labels; refined positions [Å]; features gain
         ``refine_shift_A`` (distance moved) and the fitted per-element
         parameters are recorded in ``features["refine_sigma_A"]`` /
-        ``["refine_amplitude"]`` (per atom).
+        ``["refine_amplitude"]`` (per atom); ``features["refine_gain"]`` is
+        how much the misfit would grow without the atom.  Pruned atoms are
+        relabelled ``x`` (non-atom).
     """
-    from scipy.optimize import minimize
-
     if not isinstance(ts, TiltSeries):
         raise AetbenchError("refine: needs the tilt series the volume was reconstructed from (ts=...)")
     if iterations < 1 or not sigma_A > 0 or not max_shift_A > 0:
@@ -191,24 +200,90 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     pos0 = traced.model.positions[atoms].astype(float)
     el = labels[atoms]
     species, inv = np.unique(el, return_inverse=True)
-    ne, na = len(species), len(pos0)
     b = np.asarray(ts.images, dtype=float)
-    n, mx, my = b.shape
     R = geometry.rotation_matrices(ts.angles)
     pix = ts.pixel_size
+    keep = np.ones(len(pos0), bool)
+    p, a, s, gain = _fit(b, R, pix, pos0, inv, len(species), sigma_A / pix, fit_width, iterations, max_shift_A,
+                         tolerance)
+    dropped = 0
+    for _ in range(int(prune_rounds)):
+        drop = _to_drop(p, gain, prune_distance_A, inv[keep], min_gain_fraction) if prune_distance_A > 0 \
+            else np.zeros(len(p), bool)
+        if not drop.any():
+            break
+        idx = np.flatnonzero(keep)
+        keep[idx[drop]] = False
+        dropped += int(drop.sum())
+        p, a, s, gain = _fit(b, R, pix, p[~drop], inv[keep], len(species), s, fit_width, iterations, max_shift_A,
+                             tolerance, a0=a)
+    positions = traced.model.positions.copy()
+    sel = np.flatnonzero(atoms)
+    positions[sel[keep]] = p
+    new_labels = labels.copy()
+    new_labels[sel[~keep]] = NON_ATOM
+    feats = dict(traced.features)
+    moved = np.zeros(len(labels))
+    moved[sel] = np.linalg.norm(positions[sel] - pos0, axis=1)
+    feats["refine_shift_A"] = moved
+    sig_atom = np.full(len(labels), np.nan)
+    amp_atom = np.full(len(labels), np.nan)
+    gain_atom = np.full(len(labels), np.nan)
+    sig_atom[sel[keep]] = (s * pix)[inv[keep]]
+    amp_atom[sel[keep]] = a[inv[keep]]
+    gain_atom[sel[keep]] = gain
+    feats["refine_sigma_A"] = sig_atom
+    feats["refine_amplitude"] = amp_atom
+    feats["refine_gain"] = gain_atom
+    model = AtomicModel(positions, new_labels, name=traced.model.name)
+    return TracedModel(model, traced.intensity, feats)
 
-    # initial per-element intensities: linear least squares with unit amplitudes
-    s0 = np.full(ne, sigma_A / pix)
-    basis = []
-    for e in range(ne):
-        out = np.zeros_like(b)
-        u, v = _beam_uv(pos0[inv == e], R, pix, mx, my)
-        _render(u, v, np.ones((inv == e).sum()), np.full((inv == e).sum(), s0[e]), out)
-        basis.append(out.ravel())
-    B = np.stack(basis, 1)
-    a0 = np.linalg.lstsq(B, b.ravel(), rcond=None)[0]
-    a0 = np.where(a0 > 0, a0, np.abs(a0).max() + 1e-12)
-    del B, basis
+
+def _to_drop(p, gain, distance, inv, min_gain_fraction):
+    """Atoms to drop: those whose removal would improve the fit (gain ≤ 0) or costs less than
+    ``min_gain_fraction`` × the median gain of their element, and of every pair closer than
+    ``distance`` [Å] the one whose removal costs less."""
+    from scipy.spatial import cKDTree
+
+    med = np.array([np.median(gain[inv == e]) if np.any(inv == e) else 0.0 for e in range(inv.max() + 1)])
+    weak = (gain <= 0) | (gain < min_gain_fraction * med[inv])
+    drop = np.zeros(len(p), bool)
+    protected = np.zeros(len(p), bool)  # the better atom of a close pair is judged again after the refit
+    pairs = cKDTree(p).query_pairs(distance, output_type="ndarray")
+    for i, j in pairs[np.argsort(-np.maximum(gain[pairs[:, 0]], gain[pairs[:, 1]]))] if len(pairs) else []:
+        if drop[i] or drop[j]:
+            continue
+        lo, hi = (i, j) if gain[i] < gain[j] else (j, i)
+        drop[lo] = True
+        protected[hi] = True
+    drop |= weak & ~protected
+    return drop
+
+
+def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, tolerance, a0=None):
+    """L-BFGS fit of positions [Å], per-element amplitudes and widths [px] to images ``b``.
+
+    Returns positions, amplitudes (ne,), widths (ne,) [px] and, per atom, the *gain*: how much the
+    misfit ½Σ(model − b)² would grow if the atom were removed (image units²; ≤ 0 = spurious).
+    """
+    from scipy.optimize import minimize
+
+    na = len(pos0)
+    n, mx, my = b.shape
+    s0 = np.broadcast_to(np.asarray(s_init, float), (ne,)).copy()
+    if a0 is None:
+        # initial per-element intensities: linear least squares with unit amplitudes
+        basis = []
+        for e in range(ne):
+            out = np.zeros_like(b)
+            u, v = _beam_uv(pos0[inv == e], R, pix, mx, my)
+            _render(u, v, np.ones((inv == e).sum()), np.full((inv == e).sum(), s0[e]), out)
+            basis.append(out.ravel())
+        B = np.stack(basis, 1)
+        a0 = np.linalg.lstsq(B, b.ravel(), rcond=None)[0]
+        a0 = np.where(a0 > 0, a0, np.abs(a0).max() + 1e-12)
+        del B, basis
+    a0 = np.asarray(a0, float)
 
     # parameter vector: positions (na*3, Å), ln(a_e / a0_e), ln(s_e / s0_e)
     def unpack(x):
@@ -241,18 +316,9 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     bounds = [(c - max_shift_A, c + max_shift_A) for c in pos0.ravel()] + [(-3.0, 3.0)] * (len(x0) - 3 * na)
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": int(iterations), "ftol": tolerance, "gtol": 1e-12})
+    fun(res.x)  # leaves resid and ga at the solution
     p, a, s = unpack(res.x)
-    positions = traced.model.positions.copy()
-    positions[atoms] = p
-    feats = dict(traced.features)
-    moved = np.zeros(len(labels))
-    moved[atoms] = np.linalg.norm(p - pos0, axis=1)
-    feats["refine_shift_A"] = moved
-    sig_atom = np.full(len(labels), np.nan)
-    sig_atom[atoms] = (s * pix)[inv]
-    amp_atom = np.full(len(labels), np.nan)
-    amp_atom[atoms] = a[inv]
-    feats["refine_sigma_A"] = sig_atom
-    feats["refine_amplitude"] = amp_atom
-    model = AtomicModel(positions, labels, name=traced.model.name)
-    return TracedModel(model, traced.intensity, feats)
+    aj, sj = a[inv], s[inv]
+    # removing atom j changes the misfit by ½Σ(r − a g)² − ½Σr² = ½a²Σg² − aΣ r g, with Σ_pixels g² ≈ 1/(4π s²)
+    gain = 0.5 * aj ** 2 * n / (4.0 * np.pi * sj ** 2) - aj * ga.sum(0)
+    return p, a, s, gain
