@@ -78,6 +78,16 @@ def _z_range(b, r, m, nz, cz):  # pragma: no cover - numba
     return lo, max(hi, lo)
 
 
+@njit(cache=True, inline="always")
+def _footprint(fu, fv):  # pragma: no cover - numba
+    """Padded pixel index of floor(fu), floor(fv) and the bilinear weights (fu, fv >= -1 by the range test)."""
+    gu = fu + 1.0  # >= 0, so truncation is floor
+    gv = fv + 1.0
+    i0 = np.uint64(np.int64(gu))  # unsigned indices skip numba's wraparound code
+    j0 = np.uint64(np.int64(gv))
+    return i0, j0, np.float32(gu - np.float64(np.int64(i0))), np.float32(gv - np.float64(np.int64(j0)))
+
+
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
 def _forward_general(vol, R, shifts, pad):
     n = R.shape[0]
@@ -103,16 +113,9 @@ def _forward_general(vol, R, shifts, pad):
                     if val == 0.0:
                         continue
                     z = iz - cz
-                    fu = bu + r02 * z
-                    fv = bv + r12 * z
-                    gu = fu + 1.0  # >= 0 by the range test, so truncation is floor
-                    gv = fv + 1.0
-                    i0 = np.uint64(np.int64(gu))  # padded index of floor(fu); unsigned skips wraparound code
-                    j0 = np.uint64(np.int64(gv))
+                    i0, j0, wu, wv = _footprint(bu + r02 * z, bv + r12 * z)
                     i1 = i0 + np.uint64(1)
                     j1 = j0 + np.uint64(1)
-                    wu = np.float32(gu - np.float64(np.int64(i0)))
-                    wv = np.float32(gv - np.float64(np.int64(j0)))
                     a1 = val * wu
                     a0 = val - a1
                     b0 = a0 * wv
@@ -146,16 +149,9 @@ def _back_general(pad, R, shifts, out):
                 lv, hv = _z_range(bv, r12, my, nz, cz)
                 for iz in range(max(lu, lv), min(hu, hv)):
                     z = iz - cz
-                    fu = bu + r02 * z
-                    fv = bv + r12 * z
-                    gu = fu + 1.0  # >= 0 by the range test, so truncation is floor
-                    gv = fv + 1.0
-                    i0 = np.uint64(np.int64(gu))  # padded index of floor(fu); unsigned skips wraparound code
-                    j0 = np.uint64(np.int64(gv))
+                    i0, j0, wu, wv = _footprint(bu + r02 * z, bv + r12 * z)
                     i1 = i0 + np.uint64(1)
                     j1 = j0 + np.uint64(1)
-                    wu = np.float32(gu - np.float64(np.int64(i0)))
-                    wv = np.float32(gv - np.float64(np.int64(j0)))
                     s0 = pk[i0, j0] + wv * (pk[i0, j1] - pk[i0, j0])
                     s1 = pk[i1, j0] + wv * (pk[i1, j1] - pk[i1, j0])
                     o[iz] += s0 + wu * (s1 - s0)
