@@ -12,7 +12,7 @@ from aetbench.simulate.abtem_adf import (ADFConfig, fft_friendly, fourier_resamp
                                          simulate_adf, wavelength_A)
 from aetbench.simulate.calibrate import calibrate_linear, normalised_cross_correlation
 from aetbench.simulate.dose import apply_dose
-from aetbench.simulate.linear import simulate_linear
+from aetbench.simulate.linear import LinearParams, simulate_linear
 from aetbench.types import AtomicModel
 
 pytest.importorskip("abtem")
@@ -225,3 +225,51 @@ def test_calibrated_linear_model_matches_abtem():
     # integrated signal: the Gaussian profiles miss abTEM's diffuse tails and the least-squares fit favours the
     # peaks; measured −12 % for this 4-atom cluster at 35°
     assert lin.images.sum() == pytest.approx(test.images.sum(), rel=0.2)
+
+
+@pytest.mark.slow
+def test_calibrated_linear_model_matches_abtem_208_atoms():
+    """Issue target: the calibrated linear model matches abTEM images of the 208-atom particle (NCC ≥ 0.95).
+
+    PRISM at the scenario's quick physical settings (ADFConfig defaults: 300 kV, 21.4 mrad, 0.0625 Å, 2 Å
+    slices, one frozen-phonon configuration, 35 pm source), 128 × 0.195 Å pixels, four tilts; the linear model
+    is calibrated on two of them and checked on all four.  ~4 min on 2 cores:
+    ``python -m pytest tests/test_abtem_adf.py -m slow -k 208``.
+    """
+    from aetbench.structures.random import random_sphere
+
+    m = random_sphere(208, seed=0)
+    c = ADFConfig()
+    angles = np.array([0.0, 45.0, 90.0, 135.0])
+    ref = simulate_adf(m, angles, c, seed=0, pixel_size=0.195, shape=(128, 128))
+    fit = [0, 2]
+    sub = type(ref)(ref.images[fit], ref.angles[fit], pixel_size=ref.pixel_size, dose=None, metadata=ref.metadata)
+    params = calibrate_linear(m, c, reference=sub)
+    lin = simulate_linear(m, angles, pixel_size=0.195, shape=(128, 128), params=params,
+                          centre=ref.metadata["centre_A"])
+    ncc = [normalised_cross_correlation(lin.images[k], ref.images[k]) for k in range(len(angles))]
+    assert min(ncc) >= 0.95, ncc
+    # abTEM's detected signal per Si atom into 40–109 mrad (physical range, not tuned): of order 1e-3 Å²
+    xs = ref.images.sum(axis=(1, 2)) * 0.195**2 / len(m)
+    assert np.all((xs > 3e-4) & (xs < 3e-3)), xs
+    assert np.ptp(xs) / xs.mean() < 0.05, xs          # total signal nearly tilt-independent for a sphere
+    # Measured 0.953-0.957: the shortfall from 1 is the single frozen-phonon snapshot (0.08 Å rms random
+    # displacements, a fixed pattern per image), not the linear model: rendered at the snapshot's displaced
+    # positions (same seed as abTEM), the same linear model reaches ≈ 0.99 (measured 0.991-0.993).
+    import abtem
+    from ase import Atoms
+
+    from aetbench.simulate.abtem_adf import _tilt_seed
+
+    plan_off = np.array(ref.metadata["cell_A"]) / 2
+    for k, a in enumerate(angles):
+        beam = geometry.object_to_beam(m.positions, np.array([0.0, a, 0.0]), ref.metadata["centre_A"]) + plan_off
+        atoms = Atoms(["Si"] * len(m), positions=beam, cell=ref.metadata["cell_A"], pbc=True)
+        snap = abtem.FrozenPhonons(atoms, 1, sigmas={"Si": c.sigma_of("Si")}, seed=_tilt_seed(0, k))
+        disp = snap.randomize(atoms.copy()).positions - plan_off
+        assert 0.06 < np.sqrt(((disp - beam + plan_off) ** 2).mean()) < 0.10
+        sharp = LinearParams(amplitude=params.amplitude, sigma_A={"Si": 0.0}, default_sigma_A=0.0,
+                             blur_sigma_A=params.blur_sigma_A)
+        snap_lin = simulate_linear(AtomicModel(disp, m.elements), [[0.0, 0.0, 0.0]], pixel_size=0.195,
+                                   shape=(128, 128), params=sharp, centre=[0.0, 0.0, 0.0])
+        assert normalised_cross_correlation(snap_lin.images[0], ref.images[k]) >= 0.98

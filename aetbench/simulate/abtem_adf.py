@@ -141,6 +141,14 @@ class ADFConfig:
         ``metadata["truth"]["defocus_errors_A"]``); 0 = none.
     fft : str
         abTEM FFT backend (``fftw`` or ``numpy``).
+    prism_batch : int or None
+        Probe positions per PRISM reduction batch (speed only: results agree
+        to float32 precision); ``None`` = abTEM's ``"auto"``.  abTEM reduces
+        a batch over the bounding box of all its probe windows, so its large
+        automatic CPU batches (40 × 40 positions, a ~19 Å box for a ~9 Å
+        window) multiply the reduction's work; measured for the 208-atom
+        particle on one worker: 38.7 s → 29.6 s per tilt with 64 (untested
+        on GPUs, where larger batches may pay).
     """
 
     energy_kV: float = 300.0
@@ -165,6 +173,7 @@ class ADFConfig:
     margin_A: float = 4.0
     defocus_error_sigma_A: float = 0.0
     fft: str = "fftw"
+    prism_batch: int | None = 64
 
     def __post_init__(self):
         def num(name, lo=None, hi=None, lo_open=False, unit=""):
@@ -214,6 +223,8 @@ class ADFConfig:
         num("defocus_error_sigma_A", 0.0, unit=" [Å]")
         if self.fft not in _FFTS:
             raise _bad("fft", f"one of {_FFTS}", self.fft)
+        if self.prism_batch is not None:
+            integer("prism_batch", 1)
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "ADFConfig":
@@ -363,7 +374,8 @@ def _simulate_tilt(job: dict) -> np.ndarray:
             smatrix = abtem.SMatrix(cfg.semiangle_mrad, energy, potential, interpolation=plan.interpolation,
                                     device=device)
             ctf = abtem.CTF(semiangle_cutoff=cfg.semiangle_mrad, energy=energy, defocus=defocus, Cs=cfg.Cs_A)
-            measurement = smatrix.scan(scan=scan, detectors=detector, ctf=ctf)
+            measurement = smatrix.scan(scan=scan, detectors=detector, ctf=ctf,
+                                      max_batch_reduction=cfg.prism_batch or "auto")
         else:
             probe = abtem.Probe(semiangle_cutoff=cfg.semiangle_mrad, energy=energy, defocus=defocus, Cs=cfg.Cs_A,
                                 device=device)

@@ -3,10 +3,11 @@
 Default (always runs, ~1 min on 2 shared cores): a 14-atom a-Si sphere at coarse settings (0.1 Å potential
 sampling, 2 Å slices, Nyquist scan), one tilt per engine; checks the two engines agree and prints s/tilt.
 
-Heavy (``AETBENCH_BENCH_HEAVY=1``): the 208-atom a-Si particle (random sphere at 0.05 atoms/Å³) at the
+Heavy (``AETBENCH_BENCH_HEAVY=1``): the 208-atom a-Si particle (random sphere at 0.05 atoms/Å³, seed 0) at the
 "quick physical" settings of ../shared/abtem-notes.md (0.0625 Å, 2 Å slices, Nyquist scan step, 1 phonon
-configuration, focus at the centre, 128 × 0.195 Å pixels): one tilt per engine (multislice is ~10-100× slower),
-the projected 60-tilt series time, and the cost of one more phonon configuration / defocus sample (PRISM).
+configuration, focus at the centre, 128 × 0.195 Å pixels): PRISM seconds per tilt, the projected 60-tilt series
+time, and the cost of one more phonon configuration / defocus sample.  Multislice of the same particle (~15k
+probe positions, tens of minutes per tilt) additionally needs ``AETBENCH_BENCH_MULTISLICE=1``.
 Run with ``AETBENCH_BENCH_HEAVY=1 python -m pytest tests/bench/test_bench_abtem.py -s``.
 """
 from __future__ import annotations
@@ -52,20 +53,46 @@ def test_bench_abtem_tiny_both_engines():
     assert normalised_cross_correlation(pr.images[0], ms.images[0]) >= 0.99
 
 
-@pytest.mark.skipif(not HEAVY, reason="set AETBENCH_BENCH_HEAVY=1 (minutes on 2 cores)")
-def test_bench_abtem_208_atoms():
+def _asi208() -> AtomicModel:
     from aetbench.structures.random import random_sphere
 
-    m = random_sphere(208, element="Si", min_distance=2.2, density=0.05, seed=1)
+    return random_sphere(208, element="Si", min_distance=2.2, density=0.05, seed=0)
+
+
+@pytest.mark.skipif(not HEAVY, reason="set AETBENCH_BENCH_HEAVY=1 (~5 min on 2 cores)")
+def test_bench_abtem_208_atoms_prism_costs():
+    """PRISM seconds per tilt on ONE worker for the 208-atom particle and the cost of phonons / defocus samples.
+
+    Settings: ADFConfig defaults (300 kV, 21.4 mrad, 0.0625 Å potential sampling, 2 Å slices, Nyquist scan
+    step, one frozen-phonon configuration, 40 mrad to cut-off − 1), 128 × 0.195 Å pixels; focal spread 30 Å
+    sampled with 3 defocus values in the PRISM reduction.  The 60-tilt time assumes 2 workers (one tilt each).
+    """
+    m = _asi208()
     kw = dict(pixel_size=0.195, shape=(128, 128))
-    quick = ADFConfig(engine="prism")
-    pr, t_pr = _timed(m, [30.0], quick, **kw)
-    _, t_pr2 = _timed(m, [30.0], ADFConfig(engine="prism", phonon_configs=2), **kw)
-    _, t_df = _timed(m, [30.0], ADFConfig(engine="prism", focal_spread_A=30.0, n_defocus=2), **kw)
+    _timed(_small_sphere(), [0.0], ADFConfig(potential_sampling_A=0.1, margin_A=3.0), pixel_size=0.25,
+           shape=(32, 32))                                                   # warm-up: imports, numba, FFTW
+    pr, t11 = _timed(m, [30.0], ADFConfig(engine="prism"), **kw)
+    old, t_old = _timed(m, [30.0], ADFConfig(engine="prism", prism_batch=None), **kw)   # abTEM's "auto" batch
+    _, t21 = _timed(m, [30.0], ADFConfig(engine="prism", phonon_configs=2), **kw)
+    _, t13 = _timed(m, [30.0], ADFConfig(engine="prism", focal_spread_A=30.0, n_defocus=3), **kw)
+    print(f"\n[abtem 208 atoms PRISM, cell {pr.metadata['cell_A']} Å, {pr.metadata['gpts']}² grid, interpolation "
+          f"{pr.metadata['interpolation']}, scan step {pr.metadata['scan_step_A']:.3f} Å, one worker]\n"
+          f"  (1 config, 1 defocus) {t11:.1f} s/tilt (abTEM's auto reduction batch: {t_old:.1f} s) -> 60 tilts "
+          f"on 2 workers ≈ {60 * t11 / 2 / 60:.1f} min\n"
+          f"  (2, 1) {t21:.1f} s/tilt: +{t21 - t11:.1f} s per added phonon configuration"
+          f"\n  (1, 3) {t13:.1f} s/tilt: +{(t13 - t11) / 2:.1f} s per added defocus sample")
+    # the reduction batch changes only the speed
+    assert np.allclose(old.images, pr.images, rtol=1e-4, atol=1e-6 * pr.images.max())
+    assert t21 > t11 and t13 > t11
+
+
+@pytest.mark.skipif(not (HEAVY and os.environ.get("AETBENCH_BENCH_MULTISLICE", "") == "1"),
+                    reason="set AETBENCH_BENCH_HEAVY=1 AETBENCH_BENCH_MULTISLICE=1 (multislice: tens of minutes)")
+def test_bench_abtem_208_atoms_multislice():
+    m = _asi208()
+    kw = dict(pixel_size=0.195, shape=(128, 128))
+    pr, t_pr = _timed(m, [30.0], ADFConfig(engine="prism"), **kw)
     ms, t_ms = _timed(m, [30.0], ADFConfig(engine="multislice"), **kw)
-    print(f"\n[abtem 208 atoms, cell {pr.metadata['cell_A']} Å, {pr.metadata['gpts']}² grid, interpolation "
-          f"{pr.metadata['interpolation']}, scan step {pr.metadata['scan_step_A']:.3f} Å]\n"
-          f"  prism {t_pr:.1f} s/tilt -> 60 tilts ≈ {60 * t_pr / 60:.1f} min; +1 phonon config +{t_pr2 - t_pr:.1f} s/tilt;"
-          f" +1 defocus sample +{t_df - t_pr:.1f} s/tilt\n  multislice {t_ms:.1f} s/tilt -> 60 tilts ≈ "
-          f"{60 * t_ms / 3600:.1f} h")
+    print(f"\n[abtem 208 atoms] prism {t_pr:.1f} s/tilt, multislice {t_ms:.1f} s/tilt -> 60 tilts ≈ "
+          f"{60 * t_ms / 3600:.1f} h on one worker")
     assert normalised_cross_correlation(pr.images[0], ms.images[0]) >= 0.99
