@@ -193,7 +193,8 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows, traced_models = [], {}, [], {}
+    rows, details, stage_rows = [], {}, []
+    loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
     for case, mname in bar:
@@ -205,7 +206,9 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             traced, seconds, vmeta = _load_traced(rpath)
         else:
             t0 = time.perf_counter()
-            ts = case.make()
+            if loaded is None or loaded[0] is not case:
+                loaded = (case, case.make())
+            ts = loaded[1]
             seconds = {"load": time.perf_counter() - t0}
             res = run_method(method, ts, elements=case.elements, seed=sc.seed, progress=progress)
             seconds.update(res.seconds)
@@ -216,7 +219,6 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                 res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
         traced.atoms().write(out / "models" / f"{tag}.xyz")
-        traced_models[tag] = traced
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                            **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
