@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -70,6 +70,27 @@ def _noise_seed(seed: int, dose: float) -> int:
     return int(cache.content_hash("noise", seed, dose), 16) % (2**32)
 
 
+def _apply_errors(ts: TiltSeries, err, seed: int) -> TiltSeries:
+    """Drift, beam-current scaling and tilt-angle errors (seeded, recorded in ``metadata["truth"]``)."""
+    from .simulate import artefacts
+
+    if err.shift_sigma_A > 0:
+        ts = artefacts.apply_shifts(ts, err.shift_sigma_A, seed=seed)
+    if err.intensity_sigma_rel > 0:
+        ts = artefacts.apply_intensity_scaling(ts, err.intensity_sigma_rel, seed=seed)
+    if err.angle_sigma_deg > 0 or err.euler_sigma_deg > 0:
+        ts = artefacts.apply_angle_errors(ts, [err.euler_sigma_deg, err.angle_sigma_deg, err.euler_sigma_deg],
+                                          seed=seed)
+    return ts
+
+
+def experiment_view(ts: TiltSeries) -> TiltSeries:
+    """What an experiment would record: the series without ``metadata["truth"]`` (true angles, shifts …)."""
+    if "truth" not in ts.metadata:
+        return ts
+    return replace(ts, metadata={k: v for k, v in ts.metadata.items() if k != "truth"})
+
+
 def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
     sim = sc.simulation
     truth = _structure(sc)
@@ -92,9 +113,13 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
         else:
             from .simulate.abtem_adf import ADFConfig, simulate_adf
 
-            ts = simulate_adf(truth, angles, ADFConfig.from_dict(sim.abtem), seed=sc.seed, pixel_size=sim.pixel_size,
+            acfg = dict(sim.abtem)
+            if sim.errors.defocus_sigma_A > 0:
+                acfg["defocus_error_sigma_A"] = sim.errors.defocus_sigma_A
+            ts = simulate_adf(truth, angles, ADFConfig.from_dict(acfg), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
                               cache_dir=cache_dir / "tilts", device=device)
+        ts = _apply_errors(ts, sim.errors, sc.seed)
         ts.write(path)
         return ts
 
@@ -210,7 +235,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                 loaded = (case, case.make())
             ts = loaded[1]
             seconds = {"load": time.perf_counter() - t0}
-            res = run_method(method, ts, elements=case.elements, seed=sc.seed, progress=progress)
+            res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.seed, progress=progress)
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}

@@ -43,7 +43,7 @@ import numpy as np
 from .io.files import AetbenchError
 
 __all__ = [
-    "Scenario", "StructureConfig", "SimulationConfig", "TiltScheme", "ScoringConfig", "InputConfig",
+    "Scenario", "StructureConfig", "SimulationConfig", "ErrorsConfig", "TiltScheme", "ScoringConfig", "InputConfig",
     "load_scenario", "ScenarioError", "paper_data_dir", "resolve_data_path",
 ]
 
@@ -103,6 +103,23 @@ class StructureConfig:
 
 
 @dataclass(frozen=True)
+class ErrorsConfig:
+    """Experimental errors applied to the simulated series, each seeded and recorded in ``metadata["truth"]``.
+
+    The pipeline never sees the truth: it gets the shifted, scaled, noisy images and the *nominal* angles.
+    """
+
+    shift_sigma_A: float = _f(0.0, lo=0.0, hi=50.0, unit="Å", doc="drift/misalignment per projection and axis (sd)")
+    angle_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="tilt-angle error per projection (sd of theta)")
+    euler_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="error of phi and psi per projection (sd)")
+    intensity_sigma_rel: float = _f(0.0, lo=0.0, hi=0.9, unit="relative", doc="beam-current scaling per projection (sd)")
+    defocus_sigma_A: float = _f(0.0, lo=0.0, hi=1e4, unit="Å", doc="random defocus error per projection (abTEM tier)")
+
+    def any(self) -> bool:
+        return any(getattr(self, f.name) > 0 for f in fields(self))
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """How tilt series are simulated from the structure."""
 
@@ -116,6 +133,7 @@ class SimulationConfig:
     atom_sigma: float = _f(0.25, lo=0.0, hi=5.0, unit="Å")
     amplitude: dict[str, float] = _f({}, lo=0.0, lo_open=True, unit="Å²", doc="ADF cross-section per element")
     abtem: dict[str, Any] = _f({}, doc="options of the abTEM tier (see aetbench.simulate.abtem_adf)")
+    errors: ErrorsConfig = field(default_factory=ErrorsConfig)
 
 
 @dataclass(frozen=True)
@@ -324,6 +342,12 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
             raise ScenarioError(f"{path}: simulation.image_size: expected one or two integers ≥ 8 pixels, got {sim.image_size}")
         if not sim.doses:
             raise ScenarioError(f"{path}: simulation.doses: expected at least one dose [e/Å²]")
+        if sim.errors.defocus_sigma_A > 0 and sim.model == "linear":
+            raise ScenarioError(f"{path}: simulation.errors.defocus_sigma_A: the linear model has no defocus; "
+                                f"use model = 'abtem' or 0 Å")
+        if sim.errors.defocus_sigma_A > 0 and float(sim.abtem.get("defocus_error_sigma_A", 0.0)) > 0:
+            raise ScenarioError(f"{path}: simulation.errors.defocus_sigma_A: give the defocus error once "
+                                f"(also set as simulation.abtem.defocus_error_sigma_A)")
         if sim.tilt.stop < sim.tilt.start and not sim.tilt.angles:
             raise ScenarioError(f"{path}: simulation.tilt.stop: expected ≥ start ({sim.tilt.start} deg), got {sim.tilt.stop}")
         st = sc.structure

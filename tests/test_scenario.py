@@ -30,6 +30,10 @@ BAD = {
                      'angles = "nope2.mat"\npixel_size = 0.2\nelements = ["Si"]\n', "input[0].projections: file not found"),
     "bad toml": ("name = \n", "invalid TOML"),
     "out of range": (GOOD.replace("pixel_size = 0.2", "pixel_size = 0.0"), "simulation.pixel_size: expected ≥ 0.01 [Å]"),
+    "defocus error on the linear model": (GOOD + "[simulation.errors]\ndefocus_sigma_A = 30.0\n",
+                                          "simulation.errors.defocus_sigma_A: the linear model has no defocus"),
+    "negative shift error": (GOOD + "[simulation.errors]\nshift_sigma_A = -1.0\n",
+                             "simulation.errors.shift_sigma_A: expected ≥ 0.0 [Å]"),
 }
 
 
