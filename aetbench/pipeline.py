@@ -96,7 +96,8 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
     truth = _structure(sc)
     angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
     code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
-    clean_key = cache.content_hash("clean", asdict(sc.structure), {k: v for k, v in asdict(sim).items() if k != "doses"},
+    structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
+    clean_key = cache.content_hash("clean", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
                                    sc.seed, truth.positions, list(truth.elements), code)
 
     def clean() -> TiltSeries:
@@ -137,7 +138,7 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
             ts.write(path)
             return ts
 
-        out.append(Case(sc.structure.label(), float(dose), truth, truth.species, "", key, make))
+        out.append(Case(sc.structure.label(), float(dose), truth, truth.species, sc.structure.reference, key, make))
     return out
 
 

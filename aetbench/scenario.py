@@ -93,6 +93,8 @@ class StructureConfig:
     path: str = _f("", doc="model file (source = 'file')")
     elements: str = _f("", doc="label → element list for 'file', e.g. 'Si,Ge,Sn'")
     axes: str = _f("", doc="axes string for 'file', e.g. 'yxz'")
+    reference: str = _f("", doc="published numbers to show beside ours, e.g. 'liao2026/aSi208' "
+                                "(see aetbench.report.published)")
 
     def label(self) -> str:
         if self.source == "random":
@@ -351,6 +353,12 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         if sim.tilt.stop < sim.tilt.start and not sim.tilt.angles:
             raise ScenarioError(f"{path}: simulation.tilt.stop: expected ≥ start ({sim.tilt.start} deg), got {sim.tilt.stop}")
         st = sc.structure
+        if st.reference:
+            from .report.published import PUBLISHED
+
+            if st.reference not in PUBLISHED:
+                raise ScenarioError(f"{path}: structure.reference: unknown reference {st.reference!r} "
+                                    f"(known: {', '.join(sorted(PUBLISHED))})")
         if st.source == "recipe" and not st.recipe:
             raise ScenarioError(f"{path}: structure.recipe: required when source = 'recipe'")
         if st.source == "file":

@@ -81,3 +81,37 @@ def test_scenario_error_is_aetbench_error():
     from aetbench.io.files import AetbenchError
 
     assert issubclass(ScenarioError, AetbenchError)
+
+
+def test_shipped_abtem_scenarios_plan_a_valid_cell(paper_data):
+    """Every shipped abTEM scenario gives a cell whose grid simulates its detector (no abTEM run)."""
+    import math
+    from pathlib import Path
+
+    from aetbench.simulate.abtem_adf import ADFConfig, plan_cell
+    from aetbench.structures.recipe import load_recipe
+
+    root = Path(__file__).resolve().parents[1] / "scenarios"
+    seen = 0
+    for f in sorted(root.rglob("*.toml")):
+        sc = load_scenario(f, known_methods=METHODS)
+        if sc.simulation is None or sc.simulation.model != "abtem":
+            continue
+        cfg = ADFConfig.from_dict(sc.simulation.abtem)
+        st = sc.structure
+        if st.source == "recipe":
+            r = load_recipe(st.recipe)
+            radius = (3 * r.n_atoms / (4 * math.pi * r.density)) ** (1 / 3)
+        elif st.source == "random":
+            radius = (3 * st.n_atoms / (4 * math.pi * st.density)) ** (1 / 3)
+        else:
+            from aetbench.io.models import read_model
+
+            m = read_model(paper_data / st.path, elements=st.elements or None, axes=st.axes or None)
+            radius = float(((m.positions - m.positions.mean(0)) ** 2).sum(1).max() ** 0.5)
+        fov = max(sc.simulation.image_size) * sc.simulation.pixel_size
+        plan = plan_cell(radius, cfg, fov_A=fov)
+        assert plan.outer_mrad > cfg.detector_inner_mrad and plan.extent_A >= fov, f
+        assert plan.extent_A >= 2 * radius, f
+        seen += 1
+    assert seen >= 6

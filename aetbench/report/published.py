@@ -22,6 +22,22 @@ PUBLISHED: dict[str, dict[tuple[float, str], tuple[float, float | None]]] = {
     "liao2026/CoPdPt": {
         (1.7e4, "Co"): (95.1, 29.0), (1.7e4, "Pd"): (99.0, 12.0), (1.7e4, "Pt"): (100.0, 6.0),
     },
+    # the same particle with a random defocus error per projection (rates only are given)
+    "liao2026/CoPdPt-defocus": {
+        (1.7e4, "Co"): (90.3, None), (1.7e4, "Pd"): (98.3, None), (1.7e4, "Pt"): (99.9, None),
+    },
+    # the competing SIRT workflow (Busch et al.) on the same CoPdPt particle, as reported by Liao et al.
+    "busch2026/CoPdPt": {
+        (5.6e4, "Co"): (45.7, 98.0), (5.6e4, "Pd"): (52.7, 79.0), (5.6e4, "Pt"): (76.2, 49.0),
+    },
+    # silica, 49 ptychographic phase projections −72°…72°
+    "liao2026/SiO2-multislice": {
+        (1.6e4, "Si"): (100.0, 5.3), (1.6e4, "O"): (100.0, 7.6),
+        (1.6e3, "Si"): (98.2, 9.5), (1.6e3, "O"): (96.7, 14.4),
+    },
+    "liao2026/SiO2-single-slice": {
+        (1.6e3, "Si"): (90.8, None), (1.6e3, "O"): (77.5, None),
+    },
 }
 
 
