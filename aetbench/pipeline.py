@@ -124,6 +124,8 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
         ts.write(path)
         return ts
 
+    if sim.model == "ptycho":
+        return _ptycho_cases(sc, truth, angles, clean_key, cache_dir, progress, scheduler, device)
     out = []
     for dose in sim.doses:
         key = cache.content_hash(clean_key, "dose", dose, sim.background)
@@ -139,6 +141,52 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
             return ts
 
         out.append(Case(sc.structure.label(), float(dose), truth, truth.species, sc.structure.reference, key, make))
+    return out
+
+
+def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_key: str, cache_dir: Path,
+                  progress: bool, scheduler, device) -> list[Case]:
+    """One case per (dose, ptychography engine): 4D-STEM per tilt → dose → phase projections."""
+    from .ptycho.series import ReconConfig
+    from .simulate.ptycho import PtychoConfig
+
+    sim = sc.simulation
+    pcfg = PtychoConfig.from_dict(sim.ptycho)
+    rcfg = ReconConfig.from_dict(sim.ptycho_recon)
+    fov = max(sim.image_size) * sim.pixel_size
+    held: list = []
+
+    def clean4d():
+        if not held:
+            from .simulate.ptycho import simulate_4dstem
+
+            held.append(simulate_4dstem(truth, angles, pcfg, seed=sc.seed, fov_A=fov, cache_dir=cache_dir / "tilts4d",
+                                        scheduler=scheduler, device=device, progress=progress))
+        return held[0]
+
+    out = []
+    code = cache.code_fingerprint("ptycho")
+    for dose in sim.doses:
+        for engine in rcfg.engines:
+            key = cache.content_hash(clean_key, "ptycho", dose, sim.background, engine, asdict(rcfg), code)
+
+            def make(dose=dose, engine=engine, key=key) -> TiltSeries:
+                from .ptycho.series import phase_tilt_series
+                from .simulate.ptycho import apply_dose_4d_series
+
+                path = cache_dir / "tiltseries" / f"{key}.h5"
+                if path.exists():
+                    return TiltSeries.read(path)
+                data = apply_dose_4d_series(clean4d(), None if not np.isfinite(dose) else dose,
+                                            seed=_noise_seed(sc.seed, dose), background=sim.background)
+                ts = phase_tilt_series(data, engine, rcfg, shape=tuple(sim.image_size), pixel_size=sim.pixel_size,
+                                       seed=sc.seed, progress=progress)
+                ts = _apply_errors(ts, sim.errors, sc.seed)
+                ts.write(path)
+                return ts
+
+            ref = sc.structure.reference.replace("{engine}", engine)
+            out.append(Case(f"{sc.structure.label()}-{engine}", float(dose), truth, truth.species, ref, key, make))
     return out
 
 

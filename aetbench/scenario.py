@@ -125,7 +125,8 @@ class ErrorsConfig:
 class SimulationConfig:
     """How tilt series are simulated from the structure."""
 
-    model: str = _f("linear", choices=("linear", "abtem"))
+    model: str = _f("linear", choices=("linear", "abtem", "ptycho"),
+                    doc="linear (fast ADF), abtem (ADF-STEM), ptycho (4D-STEM → ptychographic phase)")
     pixel_size: float = _f(0.195, lo=0.01, hi=5.0, unit="Å")
     image_size: list[int] = _f([128, 128], doc="pixels, one int (square) or [nx, ny]")
     tilt: TiltScheme = field(default_factory=TiltScheme)
@@ -135,6 +136,8 @@ class SimulationConfig:
     atom_sigma: float = _f(0.25, lo=0.0, hi=5.0, unit="Å")
     amplitude: dict[str, float] = _f({}, lo=0.0, lo_open=True, unit="Å²", doc="ADF cross-section per element")
     abtem: dict[str, Any] = _f({}, doc="options of the abTEM tier (see aetbench.simulate.abtem_adf)")
+    ptycho: dict[str, Any] = _f({}, doc="4D-STEM settings (see aetbench.simulate.ptycho.PtychoConfig)")
+    ptycho_recon: dict[str, Any] = _f({}, doc="ptychography engines and settings (aetbench.ptycho.series.ReconConfig)")
     errors: ErrorsConfig = field(default_factory=ErrorsConfig)
 
 
@@ -344,6 +347,20 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
             raise ScenarioError(f"{path}: simulation.image_size: expected one or two integers ≥ 8 pixels, got {sim.image_size}")
         if not sim.doses:
             raise ScenarioError(f"{path}: simulation.doses: expected at least one dose [e/Å²]")
+        if sim.model == "ptycho":
+            from .ptycho.series import ReconConfig
+            from .simulate.ptycho import PtychoConfig
+
+            for name, ctor, table in (("ptycho", PtychoConfig.from_dict, sim.ptycho),
+                                      ("ptycho_recon", ReconConfig.from_dict, sim.ptycho_recon)):
+                try:
+                    ctor(table)
+                except AetbenchError as e:
+                    raise ScenarioError(f"{path}: simulation.{name}: {e}") from None
+            if sim.errors.defocus_sigma_A > 0:
+                raise ScenarioError(f"{path}: simulation.errors.defocus_sigma_A: not available for model = 'ptycho'")
+        elif sim.ptycho or sim.ptycho_recon:
+            raise ScenarioError(f"{path}: simulation.ptycho: only used with model = 'ptycho' (got {sim.model!r})")
         if sim.errors.defocus_sigma_A > 0 and sim.model == "linear":
             raise ScenarioError(f"{path}: simulation.errors.defocus_sigma_A: the linear model has no defocus; "
                                 f"use model = 'abtem' or 0 Å")
@@ -356,7 +373,12 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         if st.reference:
             from .report.published import PUBLISHED
 
-            if st.reference not in PUBLISHED:
+            refs = [st.reference]
+            if "{engine}" in st.reference and sc.simulation.model == "ptycho":
+                from .ptycho.series import ReconConfig
+
+                refs = [st.reference.replace("{engine}", e) for e in ReconConfig.from_dict(sc.simulation.ptycho_recon).engines]
+            if any(r not in PUBLISHED for r in refs):
                 raise ScenarioError(f"{path}: structure.reference: unknown reference {st.reference!r} "
                                     f"(known: {', '.join(sorted(PUBLISHED))})")
         if st.source == "recipe" and not st.recipe:
