@@ -86,12 +86,40 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
             png = f"model_vs_truth_{_safe(tag)}.png"
             plot_model_vs_truth(d.model.positions, d.model.elements, d.truth.positions, d.truth.elements, out / png)
             figures.append(png)
+    ring_parts, ring_figs, ring_rows = _ring_sections(out, details)
+    if ring_parts:
+        parts.append("\n## Ring statistics (silica: Si–O bonds, shortest-path rings; ground truth vs traced)\n\n"
+                     + "".join(ring_parts))
+        figures.extend(ring_figs)
     if figures:
         parts.append("\n## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in dict.fromkeys(figures)) + "\n")
-    parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz).\n")
+    parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz)"
+                 + (", `rings.csv` (ring statistics per cell)" if ring_rows else "") + ".\n")
     path = out / "report.md"
     atomic_write_text(path, "".join(parts))
     return path
+
+
+def _ring_sections(out: Path, details: dict):
+    """Ring tables/PNGs for every scored cell whose ground truth is an Si–O network; writes ``rings.csv``."""
+    from ..io.files import atomic_write_path
+    from ..score.rings import compare_rings
+    from .rings import plot_rings, rings_markdown
+
+    parts, figs, frames = [], [], []
+    for tag, (case, d) in details.items():
+        if not {"Si", "O"} <= set(map(str, d.truth.elements)):
+            continue
+        df = compare_rings(d.truth, d.model)
+        parts.append(rings_markdown(df, title=tag) + "\n")
+        png = f"rings_{_safe(tag)}.png"
+        plot_rings(df, out / png, title=tag)
+        figs.append(png)
+        frames.append(df.assign(cell=tag))
+    if frames:
+        with atomic_write_path(out / "rings.csv") as tmp:
+            pd.concat(frames).to_csv(tmp, index=False, float_format="%.6g")
+    return parts, figs, frames
 
 
 def _safe(s: str) -> str:

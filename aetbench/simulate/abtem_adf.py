@@ -413,13 +413,17 @@ def _cache_key(job: dict) -> str:
     return h.hexdigest()[:32]
 
 
-def _run(jobs: list[dict], scheduler, progress: bool) -> list[np.ndarray]:
-    """Run ``_simulate_tilt`` for every job as dask.delayed tasks; tqdm progress."""
+def run_tasks(func, jobs: list[dict], scheduler, progress: bool, desc: str = "abTEM tilts") -> list:
+    """Run ``func(job)`` for every job as dask.delayed tasks (one per tilt), with a tqdm progress bar.
+
+    ``scheduler``: ``None``/``"threads"`` (local threads, one per core), ``"synchronous"``, ``"processes"``, a
+    dask.distributed scheduler address or a ``Client``.  Results come back in the order of ``jobs``.
+    """
     import dask
     from tqdm.auto import tqdm
 
-    tasks = [dask.delayed(_simulate_tilt, pure=False)(job) for job in jobs]
-    bar = tqdm(total=len(tasks), desc="abTEM tilts", unit="tilt", disable=not progress)
+    tasks = [dask.delayed(func, pure=False)(job) for job in jobs]
+    bar = tqdm(total=len(tasks), desc=desc, unit="tilt", disable=not progress)
     try:
         if scheduler is not None and not (isinstance(scheduler, str) and scheduler in
                                           ("threads", "synchronous", "sync", "processes")):
@@ -443,6 +447,11 @@ def _run(jobs: list[dict], scheduler, progress: bool) -> list[np.ndarray]:
                                      num_workers=min(len(tasks), os.cpu_count() or 1)))
     finally:
         bar.close()
+
+
+def _run(jobs: list[dict], scheduler, progress: bool) -> list[np.ndarray]:
+    """Run ``_simulate_tilt`` for every job (see :func:`run_tasks`)."""
+    return run_tasks(_simulate_tilt, jobs, scheduler, progress)
 
 
 def simulate_adf(model: AtomicModel, angles_deg, config: ADFConfig, *, seed: int, pixel_size: float,
