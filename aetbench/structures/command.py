@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..cache import code_fingerprint, content_hash, default_cache_dir
-from ..io.files import atomic_write_text
+from ..io.files import AetbenchError, atomic_write_text
 from ..types import AtomicModel
 from .recipe import Recipe, list_recipes, load_recipe
 
@@ -37,7 +37,10 @@ def build_from_recipe(rec: Recipe, seed: int, log: dict | None = None) -> Atomic
         from .silica import build_silica
 
         kw.update(density=rec.density, min_distance=rec.min_distance, sw_variants=rec.variants, name=rec.name)
-        return build_silica(rec.composition["Si"], seed=seed, network_kw=kw, log=log, name=rec.name)
+        network = str(rec.raw.get("potential", {}).get("network", "www"))
+        if network not in ("www", "sw"):
+            raise AetbenchError(f"{rec.path}: potential.network: expected 'www' or 'sw', got {network!r}")
+        return build_silica(rec.composition["Si"], seed=seed, network_kw=kw, log=log, name=rec.name, network=network)
     return build_network(rec.composition, density=rec.density, seed=seed, min_distance=rec.min_distance,
                          sw_variants=rec.variants, potential=rec.potential, relabel=rec.relabel or None,
                          name=rec.name, log=log, **kw)

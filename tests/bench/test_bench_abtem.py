@@ -96,3 +96,25 @@ def test_bench_abtem_208_atoms_multislice():
     print(f"\n[abtem 208 atoms] prism {t_pr:.1f} s/tilt, multislice {t_ms:.1f} s/tilt -> 60 tilts ≈ "
           f"{60 * t_ms / 3600:.1f} h on one worker")
     assert normalised_cross_correlation(pr.images[0], ms.images[0]) >= 0.99
+
+
+@pytest.mark.skipif(not (HEAVY and os.environ.get("AETBENCH_BENCH_SERIES", "") == "1"),
+                    reason="set AETBENCH_BENCH_HEAVY=1 AETBENCH_BENCH_SERIES=1 (the full 60-tilt series: ~15-25 min)")
+def test_bench_abtem_208_atoms_full_series():
+    """The issue's series target: 60 tilts 0–177°, PRISM, 1 phonon configuration, local threads (all cores)."""
+    import resource
+
+    m = _asi208()
+    angles = np.arange(60) * 3.0
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    ts = simulate_adf(m, angles, ADFConfig(engine="prism"), seed=0, pixel_size=0.195, shape=(128, 128))
+    wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    tot = ts.images.sum(axis=(1, 2))
+    print(f"\n[abtem 208 atoms, 60 tilts, {os.cpu_count()} cores] {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU-min, "
+          f"{wall / 60:.1f} s/tilt; interpolation {ts.metadata['interpolation']}; total signal within "
+          f"{100 * np.abs(tot / tot.mean() - 1).max():.2f} % of the mean")
+    assert ts.images.shape == (60, 128, 128)
+    assert np.abs(tot / tot.mean() - 1).max() <= 0.02
