@@ -124,12 +124,11 @@ METHODS: dict[str, Method] = {
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}),
          Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
     "liao2026-pty": Method(
-        "liao2026-pty", "Liao et al. 2026 on ptychographic phase projections (pAET): background, normalisation, "
-                        "RESIRE, sub-voxel peak tracing at oxide bond lengths (≥ 1.2 Å apart), multi-step k-means, "
-                        "position refinement against the phase projections (no Poisson denoising: phases are not "
-                        "counts)",
-        (Step("preprocess", f"{_PRE}.background:subtract_background", {}),
-         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
+        "liao2026-pty", "Liao et al. 2026 on ptychographic phase projections (pAET): normalisation, RESIRE, "
+                        "sub-voxel peak tracing at oxide bond lengths (≥ 1.2 Å apart), multi-step k-means, position "
+                        "refinement against the phase projections (no Poisson denoising: phases are not counts; no "
+                        "background step: the ptychography puts the vacuum phase at 0)",
+        (Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
          Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 200, "step": 1.0}),
          Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.2, "oversampling": 1}),
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.6}),
