@@ -10,7 +10,7 @@ import numpy as np
 
 from .jit import kernel
 
-__all__ = ["neighbor_list"]
+__all__ = ["neighbor_list", "pair_distances", "fit_first_peak"]
 
 
 @kernel
@@ -117,3 +117,52 @@ def neighbor_list(positions, cutoff: float):
     if pos.shape[0] == 0:
         return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return _neighbors(pos, float(cutoff))
+
+
+def pair_distances(positions, elements, a: str, b: str, cutoff: float, shell: float = 3.0) -> np.ndarray:
+    """Distances [Å] of the a–b pairs closer than ``cutoff`` [Å] with at least one atom deeper than
+    ``shell`` [Å] below the surface (surface radius √(5/3) R_g, as in :mod:`.analysis`); each pair once."""
+    pos = np.asarray(positions, float)
+    el = np.asarray(elements)
+    r = np.linalg.norm(pos - pos.mean(0), axis=1)
+    interior = r < np.sqrt(5 / 3) * np.sqrt(np.mean(r**2)) - shell
+    off, idx = neighbor_list(pos, cutoff)
+    own = np.repeat(np.arange(len(pos)), np.diff(off))
+    s = (own < idx) & (interior[own] | interior[idx])
+    s &= ((el[own] == a) & (el[idx] == b)) | ((el[own] == b) & (el[idx] == a))
+    return np.linalg.norm(pos[idx[s]] - pos[own[s]], axis=1)
+
+
+def fit_first_peak(d, half_width: float = 0.15, bin_width: float = 0.01) -> float:
+    """First-peak position [Å] of a set of bonded distances ``d`` [Å] by a Gaussian fit.
+
+    The start is the maximum of a Gaussian kernel density (bandwidth 0.05 Å,
+    mean-shift from the median); a Gaussian is then least-squares fitted to the
+    histogram (``bin_width`` Å bins) within ± ``half_width`` Å of it.  Unlike
+    the maximum of a histogram, the fit uses every distance near the peak, so a
+    minority pair with a few dozen bonds still gives its peak to about 0.02 Å.
+    """
+    from scipy.optimize import curve_fit
+
+    d = np.asarray(d, float)
+    if d.size < 3:
+        return float("nan")
+    m = float(np.median(d))
+    for _ in range(100):
+        w = np.exp(-0.5 * ((d - m) / 0.05) ** 2)
+        m_new = float(np.sum(w * d) / np.sum(w))
+        if abs(m_new - m) < 1e-6:
+            break
+        m = m_new
+    edges = np.arange(m - half_width, m + half_width + bin_width / 2, bin_width)
+    h, _ = np.histogram(d, edges)
+    c = 0.5 * (edges[1:] + edges[:-1])
+
+    def gauss(x, amp, mu, sd):
+        return amp * np.exp(-0.5 * ((x - mu) / sd) ** 2)
+
+    try:
+        p, _ = curve_fit(gauss, c, h, p0=(max(h.max(), 1), m, 0.06), maxfev=2000)
+    except RuntimeError:
+        return m
+    return float(p[1]) if abs(p[1] - m) < half_width else m

@@ -118,3 +118,29 @@ def test_bench_abtem_208_atoms_full_series():
           f"{100 * np.abs(tot / tot.mean() - 1).max():.2f} % of the mean")
     assert ts.images.shape == (60, 128, 128)
     assert np.abs(tot / tot.mean() - 1).max() <= 0.02
+
+
+@pytest.mark.skipif(not HEAVY, reason="set AETBENCH_BENCH_HEAVY=1 (~2 min on 2 cores)")
+def test_bench_abtem_208_atoms_multislice_per_position():
+    """Multislice cost per tilt of the 208-atom particle, from a timed coarse scan.
+
+    Multislice costs the same for every probe position (one propagation through the cell), so the time of a
+    coarse scan (1.5 Å step, ~400 positions) divided by its positions, times the Nyquist scan's positions, is
+    the seconds per tilt at the scenario's settings — without the ~20-minute full run.
+    """
+    from aetbench.simulate.abtem_adf import nyquist_scan_step_A, plan_cell
+
+    m = _asi208()
+    base = dict(engine="multislice", phonon_configs=1)
+    coarse = ADFConfig(scan_step_A=1.5, **base)
+    radius = float(np.linalg.norm(m.positions - m.positions.mean(0), axis=1).max())
+    plan_c = plan_cell(radius, coarse, fov_A=128 * 0.195)
+    plan_n = plan_cell(radius, ADFConfig(**base), fov_A=128 * 0.195)
+    ts, t = _timed(m, [30.0], coarse, pixel_size=0.195, shape=(128, 128))
+    per_position = t / plan_c.n_scan**2
+    per_tilt = per_position * plan_n.n_scan**2
+    print(f"\n[abtem 208 atoms multislice, {plan_n.gpts}² grid, {plan_n.depth_A / 2.0:.0f} slices, one worker] "
+          f"{1e3 * per_position:.0f} ms per probe position ({plan_c.n_scan}² positions timed) -> "
+          f"{per_tilt / 60:.1f} min per tilt at the Nyquist step {nyquist_scan_step_A(300.0, 21.4):.3f} Å "
+          f"({plan_n.n_scan}² positions), 60 tilts ≈ {60 * per_tilt / 3600:.1f} h")
+    assert ts.images.shape == (1, 128, 128) and per_position > 0
