@@ -21,10 +21,10 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .io.files import AetbenchError, atomic_write_path, atomic_write_text
+from .io.files import AetbenchError, atomic_write_path
 from .methods import METHODS, get_method, run_method
 from .scenario import Scenario, load_scenario, resolve_data_path
-from .types import NON_ATOM, SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
+from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
 
 __all__ = ["Case", "cases", "run_scenario", "progress_enabled"]
 
@@ -154,15 +154,19 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_ke
     pcfg = PtychoConfig.from_dict(sim.ptycho)
     rcfg = ReconConfig.from_dict(sim.ptycho_recon)
     fov = max(sim.image_size) * sim.pixel_size
-    held: list = []
+    held: dict = {}   # the noise-free 4D data, and the dosed data of the last dose (shared by its engines)
 
-    def clean4d():
-        if not held:
-            from .simulate.ptycho import simulate_4dstem
+    def dosed4d(dose: float):
+        from .simulate.ptycho import apply_dose_4d_series, simulate_4dstem
 
-            held.append(simulate_4dstem(truth, angles, pcfg, seed=sc.seed, fov_A=fov, cache_dir=cache_dir / "tilts4d",
-                                        scheduler=scheduler, device=device, progress=progress))
-        return held[0]
+        if "clean" not in held:
+            held["clean"] = simulate_4dstem(truth, angles, pcfg, seed=sc.seed, fov_A=fov, cache_dir=cache_dir / "tilts4d",
+                                            scheduler=scheduler, device=device, progress=progress)
+        if held.get("dose") != dose:
+            held["dose"], held["dosed"] = dose, apply_dose_4d_series(
+                held["clean"], None if not np.isfinite(dose) else dose, seed=_noise_seed(sc.seed, dose),
+                background=sim.background)
+        return held["dosed"]
 
     out = []
     code = cache.code_fingerprint("ptycho")
@@ -172,14 +176,11 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_ke
 
             def make(dose=dose, engine=engine, key=key) -> TiltSeries:
                 from .ptycho.series import phase_tilt_series
-                from .simulate.ptycho import apply_dose_4d_series
 
                 path = cache_dir / "tiltseries" / f"{key}.h5"
                 if path.exists():
                     return TiltSeries.read(path)
-                data = apply_dose_4d_series(clean4d(), None if not np.isfinite(dose) else dose,
-                                            seed=_noise_seed(sc.seed, dose), background=sim.background)
-                ts = phase_tilt_series(data, engine, rcfg, shape=tuple(sim.image_size), pixel_size=sim.pixel_size,
+                ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size), pixel_size=sim.pixel_size,
                                        seed=sc.seed, progress=progress)
                 ts = _apply_errors(ts, sim.errors, sc.seed)
                 ts.write(path)

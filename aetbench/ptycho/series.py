@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..io.files import AetbenchError
+from ..options import Checker, from_table
 from ..types import TiltSeries
 from .data import FourDSTEM
 
@@ -68,25 +69,19 @@ class ReconConfig:
                 raise AetbenchError(f"ptycho_recon.engines: expected entries from {', '.join(ENGINES)}, got {e!r}")
         if not self.engines:
             raise AetbenchError("ptycho_recon.engines: expected at least one engine")
-        if not (isinstance(self.iterations, int) and self.iterations >= 1):
-            raise AetbenchError(f"ptycho_recon.iterations: expected an integer ≥ 1, got {self.iterations!r}")
-        if not (isinstance(self.batch_size, int) and self.batch_size >= 1):
-            raise AetbenchError(f"ptycho_recon.batch_size: expected an integer ≥ 1, got {self.batch_size!r}")
-        if not 0 < self.step <= 2:
-            raise AetbenchError(f"ptycho_recon.step: expected a number in (0, 2], got {self.step!r}")
-        if not self.slice_thickness_A > 0:
-            raise AetbenchError(f"ptycho_recon.slice_thickness_A: expected > 0 Å, got {self.slice_thickness_A!r}")
+        c = Checker(self, "ptycho_recon")
+        c.integer("iterations", 1)
+        c.integer("batch_size", 1)
+        c.number("step", 0.0, 2.0, lo_open=True)
+        c.number("slice_thickness_A", 0.0, lo_open=True, unit=" [Å]")
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "ReconConfig":
-        known = set(cls.__dataclass_fields__)
-        for k in table:
-            if k not in known:
-                raise AetbenchError(f"ptycho_recon.{k}: unknown key (known: {', '.join(sorted(known))})")
+        """Build from a scenario's ``[simulation.ptycho_recon]`` table (``engines`` may be one name)."""
         t = dict(table)
         if isinstance(t.get("engines"), str):
             t["engines"] = [t["engines"]]
-        return cls(**t)
+        return from_table(cls, t, "ptycho_recon")
 
     def n_slices(self, depth_A: float) -> int:
         """Multislice slices for a cell ``depth_A`` [Å] thick."""

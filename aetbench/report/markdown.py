@@ -86,7 +86,7 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
             png = f"model_vs_truth_{_safe(tag)}.png"
             plot_model_vs_truth(d.model.positions, d.model.elements, d.truth.positions, d.truth.elements, out / png)
             figures.append(png)
-    ring_parts, ring_figs, ring_rows = _ring_sections(out, details)
+    ring_parts, ring_figs = _ring_sections(out, details)
     if ring_parts:
         parts.append("\n## Ring statistics (silica: Si–O bonds, shortest-path rings; ground truth vs traced)\n\n"
                      + "".join(ring_parts))
@@ -94,7 +94,7 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
     if figures:
         parts.append("\n## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in dict.fromkeys(figures)) + "\n")
     parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz)"
-                 + (", `rings.csv` (ring statistics per cell)" if ring_rows else "") + ".\n")
+                 + (", `rings.csv` (ring statistics per cell)" if ring_parts else "") + ".\n")
     path = out / "report.md"
     atomic_write_text(path, "".join(parts))
     return path
@@ -119,7 +119,7 @@ def _ring_sections(out: Path, details: dict):
     if frames:
         with atomic_write_path(out / "rings.csv") as tmp:
             pd.concat(frames).to_csv(tmp, index=False, float_format="%.6g")
-    return parts, figs, frames
+    return parts, figs
 
 
 def _safe(s: str) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 
 from .. import geometry
 from ..io.files import AetbenchError, atomic_write_path
+from ..options import Checker, from_table
 from ..types import AtomicModel, TiltSeries
 
 __all__ = ["ADFConfig", "simulate_adf", "wavelength_A", "nyquist_scan_step_A", "CellPlan", "plan_cell",
@@ -79,10 +80,6 @@ def fft_friendly(n: int, multiple_of: int = 1) -> int:
             if r == 1:
                 return m
         m += 1
-
-
-def _bad(name: str, expected: str, value) -> AetbenchError:
-    return AetbenchError(f"abtem.{name}: expected {expected}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -181,64 +178,35 @@ class ADFConfig:
     prism_batch: int | None = 64
 
     def __post_init__(self):
-        def num(name, lo=None, hi=None, lo_open=False, unit=""):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise _bad(name, f"a finite number{unit}", v)
-            if lo is not None and (v < lo or (lo_open and v == lo)):
-                raise _bad(name, f"{'>' if lo_open else '≥'} {lo}{unit}", v)
-            if hi is not None and v > hi:
-                raise _bad(name, f"≤ {hi}{unit}", v)
-
-        def integer(name, lo):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise _bad(name, f"an integer ≥ {lo}", v)
-
-        num("energy_kV", 10.0, 2000.0, unit=" [kV]")
-        num("semiangle_mrad", 0.0, 200.0, lo_open=True, unit=" [mrad]")
-        num("Cs_A", unit=" [Å]")
-        if self.defocus_A is not None:
-            num("defocus_A", unit=" [Å]")
-        num("focal_spread_A", 0.0, unit=" [Å]")
-        integer("n_defocus", 1)
-        num("source_size_A", 0.0, 10.0, unit=" [Å]")
-        num("detector_inner_mrad", 0.0, 1000.0, unit=" [mrad]")
-        if self.detector_outer_mrad is not None:
-            num("detector_outer_mrad", self.detector_inner_mrad, 1000.0, lo_open=True, unit=" [mrad]")
-        num("potential_sampling_A", 0.005, 0.5, unit=" [Å]")
-        num("slice_thickness_A", 0.1, 50.0, unit=" [Å]")
-        if self.parametrization not in _PARAMETRIZATIONS:
-            raise _bad("parametrization", f"one of {_PARAMETRIZATIONS}", self.parametrization)
-        if self.engine not in _ENGINES:
-            raise _bad("engine", f"one of {_ENGINES}", self.engine)
-        if self.interpolation is not None:
-            integer("interpolation", 1)
-        num("prism_window_A", 1.0, 1000.0, unit=" [Å]")
-        integer("phonon_configs", 0)
-        if not isinstance(self.phonon_sigma_A, dict):
-            raise _bad("phonon_sigma_A", "a table element → rms displacement [Å]", self.phonon_sigma_A)
-        for el, s in self.phonon_sigma_A.items():
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
-                raise _bad(f"phonon_sigma_A.{el}", "a number in [0, 1] Å", s)
-        num("default_phonon_sigma_A", 0.0, 1.0, unit=" [Å]")
-        if self.scan_step_A is not None:
-            num("scan_step_A", 0.0, 5.0, lo_open=True, unit=" [Å]")
-        num("margin_A", 0.0, 100.0, unit=" [Å]")
-        num("defocus_error_sigma_A", 0.0, unit=" [Å]")
-        if self.fft not in _FFTS:
-            raise _bad("fft", f"one of {_FFTS}", self.fft)
-        if self.prism_batch is not None:
-            integer("prism_batch", 1)
+        c = Checker(self, "abtem")
+        c.number("energy_kV", 10.0, 2000.0, unit=" [kV]")
+        c.number("semiangle_mrad", 0.0, 200.0, lo_open=True, unit=" [mrad]")
+        c.number("Cs_A", unit=" [Å]")
+        c.number("defocus_A", unit=" [Å]", optional=True)
+        c.number("focal_spread_A", 0.0, unit=" [Å]")
+        c.integer("n_defocus", 1)
+        c.number("source_size_A", 0.0, 10.0, unit=" [Å]")
+        c.number("detector_inner_mrad", 0.0, 1000.0, unit=" [mrad]")
+        c.number("detector_outer_mrad", self.detector_inner_mrad, 1000.0, lo_open=True, unit=" [mrad]", optional=True)
+        c.number("potential_sampling_A", 0.005, 0.5, unit=" [Å]")
+        c.number("slice_thickness_A", 0.1, 50.0, unit=" [Å]")
+        c.choice("parametrization", _PARAMETRIZATIONS)
+        c.choice("engine", _ENGINES)
+        c.integer("interpolation", 1, optional=True)
+        c.number("prism_window_A", 1.0, 1000.0, unit=" [Å]")
+        c.integer("phonon_configs", 0)
+        c.per_element("phonon_sigma_A", 0.0, 1.0, " [Å]")
+        c.number("default_phonon_sigma_A", 0.0, 1.0, unit=" [Å]")
+        c.number("scan_step_A", 0.0, 5.0, lo_open=True, unit=" [Å]", optional=True)
+        c.number("margin_A", 0.0, 100.0, unit=" [Å]")
+        c.number("defocus_error_sigma_A", 0.0, unit=" [Å]")
+        c.choice("fft", _FFTS)
+        c.integer("prism_batch", 1, optional=True)
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "ADFConfig":
         """Build from a scenario's ``[simulation.abtem]`` table; unknown keys raise :class:`AetbenchError`."""
-        known = {f for f in cls.__dataclass_fields__}
-        for k in table:
-            if k not in known:
-                raise AetbenchError(f"abtem.{k}: unknown option; expected one of {', '.join(sorted(known))}")
-        return cls(**table)
+        return from_table(cls, table, "abtem")
 
     def sigma_of(self, element: str) -> float:
         """Frozen-phonon rms displacement [Å] of ``element``."""
@@ -345,26 +313,39 @@ def _tilt_seed(seed: int, k: int) -> int:
     return int(np.random.SeedSequence([int(seed), 7919, int(k)]).generate_state(1)[0])
 
 
-def _simulate_tilt(job: dict) -> np.ndarray:
-    """Simulate one tilt (runs inside a Dask task); writes the cache file when asked."""
+def tilt_potential(job: dict, plan: CellPlan):
+    """abTEM potential of one tilt: the atoms rotated about the fixed centre into the one cell of ``plan``.
+
+    ``job`` holds ``positions`` [Å], ``elements``, ``angle`` (Euler, deg), ``centre`` [Å], ``config`` (slice
+    thickness, parametrisation, frozen phonons with per-element rms [Å]), ``phonon_seed`` and ``device``.
+    Call inside ``abtem.config.set(...)``.
+    """
     import abtem
     from ase import Atoms
 
-    cfg: ADFConfig = job["config"]
-    plan: CellPlan = job["plan"]
-    device = job["device"]
+    cfg = job["config"]
     beam = geometry.object_to_beam(job["positions"], job["angle"], job["centre"])
     beam = beam + np.array([plan.extent_A / 2.0, plan.extent_A / 2.0, plan.depth_A / 2.0])
     atoms = Atoms(symbols=list(job["elements"]), positions=beam,
                   cell=[plan.extent_A, plan.extent_A, plan.depth_A], pbc=True)
+    if cfg.phonon_configs > 0:
+        sigmas = {e: cfg.sigma_of(e) for e in set(job["elements"])}
+        specimen = abtem.FrozenPhonons(atoms, cfg.phonon_configs, sigmas=sigmas, seed=job["phonon_seed"])
+    else:
+        specimen = atoms
+    return abtem.Potential(specimen, gpts=(plan.gpts, plan.gpts), slice_thickness=cfg.slice_thickness_A,
+                           parametrization=cfg.parametrization, device=job["device"])
+
+
+def _simulate_tilt(job: dict) -> np.ndarray:
+    """Simulate one tilt (runs inside a Dask task); writes the cache file when asked."""
+    import abtem
+
+    cfg: ADFConfig = job["config"]
+    plan: CellPlan = job["plan"]
+    device = job["device"]
     with abtem.config.set({"fft": cfg.fft, "device": "gpu" if device == "gpu" else "cpu"}):
-        if cfg.phonon_configs > 0:
-            sigmas = {e: cfg.sigma_of(e) for e in set(job["elements"])}
-            specimen = abtem.FrozenPhonons(atoms, cfg.phonon_configs, sigmas=sigmas, seed=job["phonon_seed"])
-        else:
-            specimen = atoms
-        potential = abtem.Potential(specimen, gpts=(plan.gpts, plan.gpts), slice_thickness=cfg.slice_thickness_A,
-                                    parametrization=cfg.parametrization, device=device)
+        potential = tilt_potential(job, plan)
         df = plan.focus_A + job["defocus_error_A"]
         if cfg.focal_spread_A > 0 and cfg.n_defocus > 1:
             defocus = abtem.distributions.gaussian(standard_deviation=cfg.focal_spread_A, num_samples=cfg.n_defocus,

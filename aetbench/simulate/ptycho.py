@@ -85,20 +85,15 @@ from .. import geometry
 from ..io.files import AetbenchError, atomic_write_path
 from ..ptycho.data import FourDSTEM
 from ..types import AtomicModel
-from .abtem_adf import (ADFConfig, CellPlan, _cache_key, _tilt_seed, fft_friendly, plan_cell, run_tasks,
-                         wavelength_A)
+from ..options import Checker, from_table
+from .abtem_adf import (_FFTS, _PARAMETRIZATIONS, ADFConfig, CellPlan, _cache_key, _tilt_seed, fft_friendly,
+                        plan_cell, run_tasks, tilt_potential, wavelength_A)
 
 __all__ = ["PtychoConfig", "PtychoPlan", "plan_ptycho", "probe_diameter_A", "bin_patterns", "simulate_4dstem",
            "apply_dose_4d", "apply_dose_4d_series"]
 
 _ENGINES = ("multislice", "prism")
-_PARAMETRIZATIONS = ("lobato", "kirkland", "peng")
-_FFTS = ("fftw", "numpy")
 _WINDOW_SLACK = 1.25   # the window lies in [window_A, 1.25 window_A]
-
-
-def _bad(name: str, expected: str, value) -> AetbenchError:
-    return AetbenchError(f"ptycho.{name}: expected {expected}, got {value!r}")
 
 
 def probe_diameter_A(energy_kV: float, semiangle_mrad: float, defocus_A: float) -> float:
@@ -196,45 +191,26 @@ class PtychoConfig:
     prism_batch: int | None = 64
 
     def __post_init__(self):
-        def num(name, lo=None, hi=None, lo_open=False, unit=""):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise _bad(name, f"a finite number{unit}", v)
-            if lo is not None and (v < lo or (lo_open and v == lo)):
-                raise _bad(name, f"{'>' if lo_open else '≥'} {lo}{unit}", v)
-            if hi is not None and v > hi:
-                raise _bad(name, f"≤ {hi}{unit}", v)
-
-        if self.engine not in _ENGINES:
-            raise _bad("engine", f"one of {_ENGINES}", self.engine)
-        num("energy_kV", 10.0, 2000.0, unit=" [kV]")
-        num("semiangle_mrad", 0.0, 200.0, lo_open=True, unit=" [mrad]")
-        num("defocus_A", -1e5, 1e5, unit=" [Å]")
-        num("Cs_A", unit=" [Å]")
-        num("scan_step_A", 0.0, 10.0, lo_open=True, unit=" [Å]")
-        num("min_overlap", 0.0, 0.99, unit=" (fraction)")
-        num("max_angle_mrad", self.semiangle_mrad, 1000.0, unit=" [mrad] (at least the semi-angle)")
-        if self.window_A is not None:
-            num("window_A", 1.0, 1000.0, unit=" [Å]")
-        num("potential_sampling_A", 0.005, 0.5, unit=" [Å]")
-        num("slice_thickness_A", 0.1, 50.0, unit=" [Å]")
-        if self.parametrization not in _PARAMETRIZATIONS:
-            raise _bad("parametrization", f"one of {_PARAMETRIZATIONS}", self.parametrization)
-        if isinstance(self.phonon_configs, bool) or not isinstance(self.phonon_configs, int) or self.phonon_configs < 0:
-            raise _bad("phonon_configs", "an integer ≥ 0", self.phonon_configs)
-        if not isinstance(self.phonon_sigma_A, dict):
-            raise _bad("phonon_sigma_A", "a table element → rms displacement [Å]", self.phonon_sigma_A)
-        for el, s in self.phonon_sigma_A.items():
-            if isinstance(s, bool) or not isinstance(s, (int, float)) or not 0.0 <= s <= 1.0:
-                raise _bad(f"phonon_sigma_A.{el}", "a number in [0, 1] Å", s)
-        num("default_phonon_sigma_A", 0.0, 1.0, unit=" [Å]")
-        num("source_size_A", 0.0, 10.0, unit=" [Å]")
-        num("margin_A", 0.0, 100.0, unit=" [Å]")
-        if self.fft not in _FFTS:
-            raise _bad("fft", f"one of {_FFTS}", self.fft)
-        if self.prism_batch is not None and (isinstance(self.prism_batch, bool) or not isinstance(self.prism_batch, int)
-                                             or self.prism_batch < 1):
-            raise _bad("prism_batch", "an integer ≥ 1 or None", self.prism_batch)
+        c = Checker(self, "ptycho")
+        c.choice("engine", _ENGINES)
+        c.number("energy_kV", 10.0, 2000.0, unit=" [kV]")
+        c.number("semiangle_mrad", 0.0, 200.0, lo_open=True, unit=" [mrad]")
+        c.number("defocus_A", -1e5, 1e5, unit=" [Å]")
+        c.number("Cs_A", unit=" [Å]")
+        c.number("scan_step_A", 0.0, 10.0, lo_open=True, unit=" [Å]")
+        c.number("min_overlap", 0.0, 0.99, unit=" (fraction)")
+        c.number("max_angle_mrad", self.semiangle_mrad, 1000.0, unit=" [mrad] (at least the semi-angle)")
+        c.number("window_A", 1.0, 1000.0, unit=" [Å]", optional=True)
+        c.number("potential_sampling_A", 0.005, 0.5, unit=" [Å]")
+        c.number("slice_thickness_A", 0.1, 50.0, unit=" [Å]")
+        c.choice("parametrization", _PARAMETRIZATIONS)
+        c.integer("phonon_configs", 0)
+        c.per_element("phonon_sigma_A", 0.0, 1.0, " [Å]")
+        c.number("default_phonon_sigma_A", 0.0, 1.0, unit=" [Å]")
+        c.number("source_size_A", 0.0, 10.0, unit=" [Å]")
+        c.number("margin_A", 0.0, 100.0, unit=" [Å]")
+        c.choice("fft", _FFTS)
+        c.integer("prism_batch", 1, optional=True)
         d = probe_diameter_A(self.energy_kV, self.semiangle_mrad, self.defocus_A)
         if 1.0 - self.scan_step_A / d < self.min_overlap:
             raise AetbenchError(f"ptycho.scan_step_A: {self.scan_step_A} Å gives {1 - self.scan_step_A / d:.0%} "
@@ -244,11 +220,7 @@ class PtychoConfig:
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "PtychoConfig":
         """Build from a scenario's ``[simulation.ptycho]`` table; unknown keys raise :class:`AetbenchError`."""
-        known = set(cls.__dataclass_fields__)
-        for k in table:
-            if k not in known:
-                raise AetbenchError(f"ptycho.{k}: unknown option; expected one of {', '.join(sorted(known))}")
-        return cls(**table)
+        return from_table(cls, table, "ptycho")
 
     def sigma_of(self, element: str) -> float:
         """Frozen-phonon rms displacement [Å] of ``element``."""
@@ -400,27 +372,16 @@ def _check_device(device: str) -> None:
 def _simulate_tilt_4d(job: dict) -> np.ndarray:
     """One tilt's binned 4D-STEM data (runs inside a Dask task); writes the cache file when asked."""
     import abtem
-    from ase import Atoms
 
     cfg: PtychoConfig = job["config"]
     plan: PtychoPlan = job["plan"]
     cell = plan.cell
     device = job["device"]
-    beam = geometry.object_to_beam(job["positions"], job["angle"], job["centre"])
-    beam = beam + np.array([cell.extent_A / 2.0, cell.extent_A / 2.0, cell.depth_A / 2.0])
-    atoms = Atoms(symbols=list(job["elements"]), positions=beam, cell=[cell.extent_A, cell.extent_A, cell.depth_A],
-                  pbc=True)
     xs = plan.scan_coordinates_A(padded=True)
     n = len(xs)
     step = plan.scan_step_A
     with abtem.config.set({"fft": cfg.fft, "device": "gpu" if device == "gpu" else "cpu"}):
-        if cfg.phonon_configs > 0:
-            sigmas = {e: cfg.sigma_of(e) for e in set(job["elements"])}
-            specimen = abtem.FrozenPhonons(atoms, cfg.phonon_configs, sigmas=sigmas, seed=job["phonon_seed"])
-        else:
-            specimen = atoms
-        potential = abtem.Potential(specimen, gpts=(cell.gpts, cell.gpts), slice_thickness=cfg.slice_thickness_A,
-                                    parametrization=cfg.parametrization, device=device)
+        potential = tilt_potential(job, cell)
         scan = abtem.GridScan(start=(xs[0], xs[0]), end=(xs[0] + n * step, xs[0] + n * step), gpts=(n, n),
                               endpoint=False)
         detector = abtem.PixelatedDetector(max_angle="full", to_cpu=True)

@@ -35,7 +35,7 @@ import numpy as np
 from numba import prange
 
 from ..io.files import AetbenchError
-from .jit import kernel
+from .jit import kernel, reduce_blocks
 
 __all__ = ["GUPTA_ELEMENTS", "MIXING", "gupta_pair_parameters", "gupta_potential"]
 
@@ -144,19 +144,6 @@ def _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb):
     return e
 
 
-@kernel
-def _finish(energy, fb, eb):
-    nb, n = fb.shape[0], fb.shape[1]
-    f = np.zeros((n, 3))
-    for i in range(n):
-        for b in range(nb):
-            for d in range(3):
-                f[i, d] += fb[b, i, d]
-    for b in range(nb):
-        energy += eb[b]
-    return energy, f
-
-
 @kernel(parallel=True)
 def _gupta_parallel(pos, types, offset, index, pair, cut):
     n = pos.shape[0]
@@ -171,7 +158,8 @@ def _gupta_parallel(pos, types, offset, index, pair, cut):
     eb = np.zeros(nb)
     for b in prange(nb):
         eb[b] = _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb)
-    return _finish(energy, fb, eb)
+    eforce, f = reduce_blocks(fb, eb)
+    return energy + eforce, f
 
 
 @kernel
@@ -188,7 +176,8 @@ def _gupta_serial(pos, types, offset, index, pair, cut):
     eb = np.zeros(nb)
     for b in range(nb):
         eb[b] = _force_block(b, nb, pos, types, offset, index, pair, rs, rc, emb, fb)
-    return _finish(energy, fb, eb)
+    eforce, f = reduce_blocks(fb, eb)
+    return energy + eforce, f
 
 
 @kernel

@@ -22,9 +22,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 from numba import njit
 
-__all__ = ["kernel", "SOURCE_FINGERPRINT", "source_fingerprint"]
+__all__ = ["kernel", "reduce_blocks", "SOURCE_FINGERPRINT", "source_fingerprint"]
 
 
 def source_fingerprint(folder=None) -> str:
@@ -72,3 +73,22 @@ def kernel(fn=None, **options):
         return disp
 
     return wrap(fn) if fn is not None else wrap
+
+
+@kernel
+def reduce_blocks(fb, eb):
+    """Sum per-block forces ``fb`` (nb, n, 3) [eV/Å] and energies ``eb`` (nb,) [eV] in block order.
+
+    The force drivers split the atoms into blocks (one per thread) and reduce here in a fixed order, so the
+    serial and parallel drivers give the same bits.
+    """
+    nb, n = fb.shape[0], fb.shape[1]
+    f = np.zeros((n, 3))
+    for i in range(n):
+        for b in range(nb):
+            for d in range(3):
+                f[i, d] += fb[b, i, d]
+    energy = 0.0
+    for b in range(nb):
+        energy += eb[b]
+    return energy, f

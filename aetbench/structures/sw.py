@@ -38,7 +38,7 @@ import numpy as np
 from numba import prange
 
 from ..io.files import AetbenchError
-from .jit import kernel
+from .jit import kernel, reduce_blocks
 
 __all__ = ["SW_ELEMENTS", "SWParams", "sw_params", "sw_energy_forces", "sw_potential", "A_SW", "B_SW", "A_CUT", "GAMMA"]
 
@@ -198,21 +198,6 @@ def _max_count(offset):
     return maxn
 
 
-@kernel
-def _reduce_blocks(fb, eb):
-    """Sum the per-block forces and energies in block order (the same order in both drivers)."""
-    nb, n = fb.shape[0], fb.shape[1]
-    f = np.zeros((n, 3))
-    for i in range(n):
-        for b in range(nb):
-            for d in range(3):
-                f[i, d] += fb[b, i, d]
-    energy = 0.0
-    for b in range(nb):
-        energy += eb[b]
-    return energy, f
-
-
 @kernel(parallel=True)
 def _sw_parallel(pos, types, offset, index, eps, sigma, lam3):
     n = pos.shape[0]
@@ -222,7 +207,7 @@ def _sw_parallel(pos, types, offset, index, eps, sigma, lam3):
     eb = np.zeros(nb)
     for b in prange(nb):
         eb[b] = _sw_block(b, nb, pos, types, offset, index, eps, sigma, lam3, maxn, fb)
-    return _reduce_blocks(fb, eb)
+    return reduce_blocks(fb, eb)
 
 
 @kernel
@@ -234,7 +219,7 @@ def _sw_serial(pos, types, offset, index, eps, sigma, lam3):
     eb = np.zeros(nb)
     for b in range(nb):
         eb[b] = _sw_block(b, nb, pos, types, offset, index, eps, sigma, lam3, maxn, fb)
-    return _reduce_blocks(fb, eb)
+    return reduce_blocks(fb, eb)
 
 
 PARALLEL_MIN_ATOMS = 3000  #: below this the threads' start-up costs more than the force loop saves
