@@ -322,7 +322,10 @@ def test_dask_distributed_client_gives_the_same_data():
     with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None) as client:
         out = simulate_4dstem(_tiny_si(), [10.0, 50.0], c, seed=2, fov_A=2.0, scheduler=client)
     for a, b in zip(ref, out):
-        assert np.array_equal(a.intensities, b.intensities) and a.angle_deg == b.angle_deg
+        # same data to float32 round-off: FFTW may plan its transforms differently on a worker thread
+        # (seen in CI: differences of 1e-18 on patterns of order 1e-1)
+        np.testing.assert_allclose(b.intensities, a.intensities, rtol=1e-5, atol=1e-7 * float(a.intensities.max()))
+        assert a.angle_deg == b.angle_deg
 
 
 def _single_slice_model(d: FourDSTEM, atom_field_A, element: str, defocus_A: float, rp) -> np.ndarray:
