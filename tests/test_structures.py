@@ -595,3 +595,31 @@ def test_crystal_like_detects_crystals():
 
 
 # silica (network route, Keating/WWW, sio2_small targets): tests/test_silica.py
+
+
+def test_numba_cache_loads_and_saves_hold_a_file_lock(tmp_path, monkeypatch):
+    """Concurrent first compiles (parallel test runs, Dask workers) must not interleave their index and
+    ``.nbc`` writes (a corrupted cache segfaulted here): every load/save holds an exclusive lock."""
+    import fcntl
+    import os
+
+    from aetbench.structures import jit
+
+    seen = []
+    real = jit._cache_lock
+    monkeypatch.setattr(jit, "_cache_lock", lambda folder: seen.append(folder) or real(folder))
+
+    @jit.kernel
+    def _twice(x):
+        return 2.0 * x
+
+    assert _twice(np.float64(3.0)) == 6.0  # first call: a cache load (and, if it missed, a compile and a save)
+    assert len(seen) >= 1 and set(seen) == {_twice._cache._cache_path}
+    with real(tmp_path):
+        fd = os.open(tmp_path / "aetbench-numba.lock", os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.close(fd)
+    fd = os.open(tmp_path / "aetbench-numba.lock", os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again after the block
+    os.close(fd)

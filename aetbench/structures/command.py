@@ -14,7 +14,7 @@ from pathlib import Path
 from ..cache import code_fingerprint, content_hash, default_cache_dir
 from ..io.files import AetbenchError, atomic_write_text
 from ..types import AtomicModel
-from .recipe import Recipe, list_recipes, load_recipe
+from .recipe import METALLIC, Recipe, list_recipes, load_recipe
 
 __all__ = ["build_structure", "build_from_recipe", "structure_metrics", "add_arguments"]
 
@@ -51,9 +51,9 @@ def _analyse(rec: Recipe, model: AtomicModel) -> dict:
 
     a = rec.analysis
     out = analyse(model, cutoffs=a.get("cutoffs"), shell=float(a.get("shell", 3.0)),
-                   rings=bool(a.get("rings", rec.potential != "gupta")),
+                   rings=bool(a.get("rings", rec.potential not in METALLIC)),
                    max_ring=int(a.get("max_ring", 10)),
-                   crystal_like=bool(a.get("crystal_like", rec.potential == "gupta")))
+                   crystal_like=bool(a.get("crystal_like", rec.potential in METALLIC)))
     if rec.potential == "silica-network" and "rings" in out:
         # rings of the Si–O graph alternate Si and O: report them by Si count as well
         out["rings_si"] = {k // 2: v for k, v in out["rings"].items()}

@@ -19,7 +19,9 @@ reductions, so a fresh compile and a cache load give the same bits.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -41,14 +43,52 @@ def source_fingerprint(folder=None) -> str:
 
 SOURCE_FINGERPRINT = source_fingerprint()
 
+@contextlib.contextmanager
+def _cache_lock(folder):
+    """Exclusive advisory lock on ``folder/aetbench-numba.lock`` (POSIX ``flock``; no-op elsewhere)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(os.path.join(folder, "aetbench-numba.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:  # read-only cache folder: numba itself falls back to no caching
+        yield
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 try:
     from numba.core.caching import FunctionCache
 
     class _PackageCache(FunctionCache):
-        """numba ``FunctionCache`` whose index key also holds :data:`SOURCE_FINGERPRINT`."""
+        """numba ``FunctionCache`` whose index key also holds :data:`SOURCE_FINGERPRINT`, and whose loads
+        and saves hold an exclusive file lock on the cache folder.
+
+        Without the lock, two processes compiling the same kernel at once (parallel test runs, Dask
+        workers building particles) can each number a new entry from the same old index, overwrite each
+        other's ``.nbc`` file and leave an index entry that points at another specialisation's machine
+        code: the next process that loads it crashes with a segmentation fault (seen here; numba issues
+        #4807 and #10128).
+        """
 
         def _index_key(self, sig, codegen):
             return super()._index_key(sig, codegen) + (SOURCE_FINGERPRINT,)
+
+        def load_overload(self, sig, target_context):
+            with _cache_lock(self._cache_path):
+                return super().load_overload(sig, target_context)
+
+        def save_overload(self, sig, data):
+            with _cache_lock(self._cache_path):
+                super().save_overload(sig, data)
 
 except ImportError:  # pragma: no cover - numba moved its cache classes
     _PackageCache = None

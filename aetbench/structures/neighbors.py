@@ -14,18 +14,19 @@ __all__ = ["neighbor_list", "pair_distances", "fit_first_peak"]
 
 
 @kernel
-def _cell_list(pos, cutoff):
+def _cell_list(pos, h):
+    """Cells of edge ``h`` [Å]: atom order sorted by cell (stable), cell start offsets, cell of each atom."""
     n = pos.shape[0]
     lo = np.empty(3)
     ncell = np.empty(3, dtype=np.int64)
     for d in range(3):
         lo[d] = pos[:, d].min() - 1e-6
-        ncell[d] = max(1, int((pos[:, d].max() - lo[d]) / cutoff) + 1)
+        ncell[d] = max(1, int((pos[:, d].max() - lo[d]) / h) + 1)
     cid = np.empty(n, dtype=np.int64)
     cxyz = np.empty((n, 3), dtype=np.int64)
     for i in range(n):
         for d in range(3):
-            c = int((pos[i, d] - lo[d]) / cutoff)
+            c = int((pos[i, d] - lo[d]) / h)
             if c >= ncell[d]:
                 c = ncell[d] - 1
             cxyz[i, d] = c
@@ -40,60 +41,47 @@ def _cell_list(pos, cutoff):
     return order, start, cxyz, ncell
 
 
+#: cells per cutoff: cells of edge cutoff/2 and a 5×5×5 stencil visit 42 % fewer candidate pairs than
+#: cutoff-sized cells with a 3×3×3 stencil
+_SPLIT = 2
+
+
 @kernel
 def _neighbors(pos, cutoff):
     n = pos.shape[0]
-    order, start, cxyz, ncell = _cell_list(pos, cutoff)
+    order, start, cxyz, ncell = _cell_list(pos, cutoff / _SPLIT)
+    ps = np.empty((n, 3))  # positions in cell order: the inner loop reads memory contiguously
+    for s in range(n):
+        for d in range(3):
+            ps[s, d] = pos[order[s], d]
     c2 = cutoff * cutoff
-    counts = np.zeros(n, dtype=np.int64)
+    offset = np.zeros(n + 1, dtype=np.int64)
     cap = 64 * n + 16
     idx = np.empty(cap, dtype=np.int64)
-    owner = np.empty(cap, dtype=np.int64)
     m = 0
-    for i in range(n):
-        for dx in range(-1, 2):
-            cx = cxyz[i, 0] + dx
-            if cx < 0 or cx >= ncell[0]:
-                continue
-            for dy in range(-1, 2):
-                cy = cxyz[i, 1] + dy
-                if cy < 0 or cy >= ncell[1]:
-                    continue
-                for dz in range(-1, 2):
-                    cz = cxyz[i, 2] + dz
-                    if cz < 0 or cz >= ncell[2]:
-                        continue
-                    c = (cx * ncell[1] + cy) * ncell[2] + cz
-                    for s in range(start[c], start[c + 1]):
+    for i in range(n):  # rows in atom order, so the list is CSR as written
+        xi, yi, zi = pos[i, 0], pos[i, 1], pos[i, 2]
+        for cx in range(max(cxyz[i, 0] - _SPLIT, 0), min(cxyz[i, 0] + _SPLIT + 1, ncell[0])):
+            for cy in range(max(cxyz[i, 1] - _SPLIT, 0), min(cxyz[i, 1] + _SPLIT + 1, ncell[1])):
+                c0 = (cx * ncell[1] + cy) * ncell[2]
+                s0 = start[c0 + max(cxyz[i, 2] - _SPLIT, 0)]
+                s1 = start[c0 + min(cxyz[i, 2] + _SPLIT + 1, ncell[2])]
+                for s in range(s0, s1):  # the z-run of cells is contiguous in cell order
+                    dx = ps[s, 0] - xi
+                    dy = ps[s, 1] - yi
+                    dz = ps[s, 2] - zi
+                    if dx * dx + dy * dy + dz * dz < c2:
                         j = order[s]
                         if j == i:
                             continue
-                        r2 = 0.0
-                        for d in range(3):
-                            t = pos[j, d] - pos[i, d]
-                            r2 += t * t
-                        if r2 < c2:
-                            if m >= cap:
-                                cap2 = cap * 2
-                                idx2 = np.empty(cap2, dtype=np.int64)
-                                own2 = np.empty(cap2, dtype=np.int64)
-                                idx2[:m] = idx[:m]
-                                own2[:m] = owner[:m]
-                                idx, owner, cap = idx2, own2, cap2
-                            idx[m] = j
-                            owner[m] = i
-                            counts[i] += 1
-                            m += 1
-    offset = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        offset[i + 1] = offset[i] + counts[i]
-    out = np.empty(m, dtype=np.int64)
-    fill = offset[:-1].copy()
-    for s in range(m):
-        i = owner[s]
-        out[fill[i]] = idx[s]
-        fill[i] += 1
-    return offset, out
+                        if m >= cap:
+                            idx2 = np.empty(2 * cap, dtype=np.int64)
+                            idx2[:m] = idx[:m]
+                            idx, cap = idx2, 2 * cap
+                        idx[m] = j
+                        m += 1
+        offset[i + 1] = m
+    return offset, idx[:m].copy()
 
 
 def neighbor_list(positions, cutoff: float):

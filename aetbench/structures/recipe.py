@@ -13,7 +13,7 @@ melt-quench schedule.  Example (``structures/asi208.toml``)::
     density = 0.050            # atoms/Å³ of the random start
     min_distance = 2.1         # Å
     [potential]
-    kind = "stillinger-weber"  # or "gupta", "silica-network"
+    kind = "stillinger-weber"  # or "gupta", "eam-zhou2004", "silica-network"
     variants = { Si = "Si-vink" }
     [schedule]
     t_melt = 3000.0            # K
@@ -36,7 +36,8 @@ from ..io.files import AetbenchError
 
 __all__ = ["Recipe", "load_recipe", "recipes_dir", "resolve_recipe", "list_recipes"]
 
-POTENTIALS = ("stillinger-weber", "gupta", "silica-network")
+POTENTIALS = ("stillinger-weber", "gupta", "eam-zhou2004", "silica-network")
+METALLIC = ("gupta", "eam-zhou2004")  #: many-body metal potentials (metallic-glass analysis)
 TARGETS = ("physical", "paper")
 SCHEDULE_KEYS = {"t_melt": (100.0, 10000.0), "melt_fs": (0.0, 1e7), "quench_fs": (1.0, 1e7),
                  "t_end": (0.0, 5000.0), "dt": (0.1, 5.0), "anneal_T": (0.0, 10000.0),
