@@ -415,3 +415,75 @@ def test_glue_with_the_abtem_4dstem_simulator():
             win = img[i - 2:i + 3, j - 2:j + 3]
             assert np.unravel_index(np.argmax(win), win.shape) == (2, 2)
             assert win.max() > 0.08
+
+
+# ------------------------------------------------------------------------------------------------ noise models
+
+def _lowpass_corr(result, truth, sigma_px=1.0, fraction=0.5):
+    """NCC after a Gaussian low-pass of ``sigma_px`` object pixels (0.25 Å), i.e. below the tomography pixel."""
+    from scipy import ndimage
+
+    m = scanned_mask(result, fraction)
+    return ncc(ndimage.gaussian_filter(projected_phase(result), sigma_px)[m], truth[m])
+
+
+def test_poisson_update_recovers_noise_free_and_is_more_robust_at_low_counts(weak):
+    """The Poisson-likelihood update: ≥ 0.98 noise-free; at few counts per pattern it beats the amplitude update.
+
+    Measured (10 passes, batch 32): noise-free 0.987 / 0.997 (single / multi); at 1e3 e/Å² (185 electrons per
+    pattern) raw phase ncc amplitude 0.126 / 0.149, poisson 0.247 / 0.252; at 1.6e4 e/Å² after a 0.25 Å
+    low-pass amplitude 0.867 / 0.87, poisson 0.898 / 0.90 (the amplitude update's fixed point is the low-biased
+    mean of √counts, which loses contrast; unfiltered, the Poisson phase carries more pixel noise: 0.70 vs 0.82).
+    """
+    data, truth = weak
+    rs = reconstruct_single_slice(data, iterations=10, noise_model="poisson")
+    rm = reconstruct_multislice(data, n_slices=2, iterations=10, noise_model="poisson")
+    assert rs.metadata["noise_model"] == "poisson"
+    assert _corr(rs, truth) >= 0.98 and _corr(rm, truth) >= 0.98
+    lo = _weak_data(dose=1e3)[0]
+    for run in (lambda nm: reconstruct_single_slice(lo, iterations=10, noise_model=nm),
+                lambda nm: reconstruct_multislice(lo, n_slices=2, iterations=10, noise_model=nm)):
+        a, p = _corr(run("amplitude"), truth), _corr(run("poisson"), truth)
+        assert p > a + 0.05, (a, p)
+    mid = _weak_data(dose=1.6e4)[0]
+    a = _lowpass_corr(reconstruct_single_slice(mid, iterations=10), truth)
+    p = _lowpass_corr(reconstruct_single_slice(mid, iterations=10, noise_model="poisson"), truth)
+    assert p > a + 0.015, (a, p)
+
+
+def test_poisson_generic_path_matches_numba_path(weak, monkeypatch):
+    import aetbench.ptycho.reconstruct as rec
+
+    data = _weak_data(dose=1.6e4)[0]
+    kw = dict(iterations=2, seed=3, noise_model="poisson")
+    fast = reconstruct_multislice(data, n_slices=2, **kw)
+    monkeypatch.setattr(rec, "USE_NUMBA", False)
+    slow = reconstruct_multislice(data, n_slices=2, **kw)
+    assert np.abs(fast.object - slow.object).max() < 1e-3
+    assert np.allclose(fast.errors, slow.errors, rtol=1e-3)
+    assert rec.counts_per_pattern(data) == pytest.approx(1.6e4 * 0.43 ** 2, rel=0.02)
+    assert rec.counts_per_pattern(weak[0]) == rec.NOISE_FREE_COUNTS
+    with pytest.raises(AetbenchError, match="noise_model"):
+        reconstruct_single_slice(weak[0], noise_model="gaussian")
+
+
+def test_true_phase_image_places_the_atom_like_the_simulator():
+    """aetbench.ptycho.assess: σ·V of one Si atom lands on the tomography pixel of its beam-frame position."""
+    pytest.importorskip("abtem")
+    from aetbench import geometry
+    from aetbench.ptycho.assess import phase_ncc, true_phase_image
+    from aetbench.types import AtomicModel
+
+    model = AtomicModel(np.array([[1.2, -0.9, 0.6], [-0.3, 0.2, -0.4]]), ["Si", "O"])
+    for angle in ((0.0, 0.0, 0.0), (0.0, 90.0, 0.0)):
+        d = _tiny(field_extent_A=(12.0, 12.0), depth_A=8.0, centre_A=(6.0, 6.0), angle_deg=angle,
+                  metadata={"rotation_centre_object_A": [0.0, 0.0, 0.0]})
+        img = true_phase_image(model, d, (40, 40), 0.3)
+        b = geometry.object_to_beam(model.positions, angle)[0]
+        i, j = int(round(b[0] / 0.3)) + 20, int(round(b[1] / 0.3)) + 20
+        win = img[i - 2:i + 3, j - 2:j + 3]
+        assert np.unravel_index(np.argmax(win), win.shape) == (2, 2)
+        assert img.max() == pytest.approx(win.max())                 # Si out-phases O
+        assert 0.1 < img.max() < 1.0 and abs(np.median(img)) < 1e-3   # rad, vacuum 0
+    assert phase_ncc(img, img) == pytest.approx(1.0)
+    assert phase_ncc(img, np.roll(img, 8, axis=0), 1.0) < 0.3

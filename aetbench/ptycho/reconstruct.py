@@ -5,7 +5,10 @@ Both engines are mini-batch projection / gradient schemes on the amplitude (√I
 1. for a batch of ``B`` scan positions gather the object windows under the probe (fancy indexing),
 2. forward model of :mod:`aetbench.ptycho.conventions` (single slice: ``ψ = P·O``; multislice: transmit, Fresnel
    propagate with abTEM's sign, …),
-3. replace the modulus of the far field by the measured amplitude, back-transform: ``Δψ`` at the exit plane,
+3. correct the far field and back-transform: ``Δψ`` at the exit plane.  ``noise_model="amplitude"`` (default)
+   replaces the modulus by the measured amplitude; ``noise_model="poisson"`` steps along the gradient of the
+   Poisson negative log-likelihood of the counts scaled by its curvature, ``Ψ·(I − |Ψ|²) / (2(|Ψ|² + ε))``
+   (ε: one count), whose fixed point is the mean count rather than the low-biased mean of √counts,
 4. back-propagate ``Δψ`` through the slices (multislice: ``Δψ_in = conj(O_s)·Δψ_s`` then the inverse
    propagator) and update every slice with the illumination-normalised, batch-averaged step
    ``O_s += step · Σ conj(ψ_in,s) Δψ_s / (Σ|ψ_in,s|² + reg · max Σ|ψ_in,s|²)`` (scatter-added with
@@ -41,8 +44,18 @@ from .data import FourDSTEM
 #: the one CuPy runs; kept for tests and machines without numba).
 USE_NUMBA = True
 
+#: noise models of the far-field update (``noise_model`` keyword)
+NOISE_MODELS = ("amplitude", "poisson")
+
+#: Poisson update: variance floor [counts] added to the model intensity in the curvature ``2 (q + floor)``
+#: (bounds the step on pixels the model predicts dark); noise-free data (no ``dose_per_A2``) are treated as
+#: :data:`NOISE_FREE_COUNTS` counts per pattern.
+POISSON_FLOOR_COUNTS = 1.0
+NOISE_FREE_COUNTS = 1e6
+
 __all__ = ["PtychoResult", "ScanGeometry", "scan_geometry", "reconstruct", "reconstruct_single_slice",
-           "reconstruct_multislice", "phase_image", "projected_phase", "scanned_mask", "simulate_fourdstem"]
+           "reconstruct_multislice", "phase_image", "projected_phase", "scanned_mask", "simulate_fourdstem",
+           "counts_per_pattern", "NOISE_MODELS"]
 
 
 @dataclass
@@ -227,7 +240,9 @@ class _Probes:
         return _ifft2(xp.sum(_fft2(grads, xp) * xp.conj(self.ramps(idx)), axis=0), xp)
 
 
-def _validate(data, iterations, batch_size, step):
+def _validate(data, iterations, batch_size, step, noise_model="amplitude"):
+    if noise_model not in NOISE_MODELS:
+        raise AetbenchError(f"noise_model: expected one of {', '.join(NOISE_MODELS)}, got {noise_model!r}")
     if not isinstance(data, FourDSTEM):
         raise AetbenchError(f"data: expected a FourDSTEM, got {type(data).__name__}")
     I = np.asarray(data.intensities)
@@ -250,6 +265,14 @@ def _validate(data, iterations, batch_size, step):
         raise AetbenchError(f"step: expected 0 < step ≤ 2, got {step}")
     if data.semiangle_mrad is None or not data.semiangle_mrad > 0:
         raise AetbenchError(f"data.semiangle_mrad: expected > 0 mrad, got {data.semiangle_mrad}")
+
+
+def counts_per_pattern(data: FourDSTEM) -> float:
+    """Mean electrons per diffraction pattern: the mean pattern sum of count data (``data.dose_per_A2`` set),
+    :data:`NOISE_FREE_COUNTS` for noise-free fractions."""
+    if data.dose_per_A2 is None:
+        return NOISE_FREE_COUNTS
+    return float(np.asarray(data.intensities).sum(axis=(-2, -1), dtype=np.float64).mean())
 
 
 def _prepare(data: FourDSTEM, xp, probe, plane_A, dtype):
@@ -305,7 +328,8 @@ def _batches(m, batch_size, rng):
 
 
 def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, step, reg, probe, refine_probe,
-             probe_step, refine_probe_after, seed, xp, progress, dtype, detector_mask=None, max_amplitude=1.0):
+             probe_step, refine_probe_after, seed, xp, progress, dtype, detector_mask=None, max_amplitude=1.0,
+             noise_model="amplitude"):
     xp = _xp_of(xp)
     fast = xp is np and USE_NUMBA
     t0 = time.perf_counter()
@@ -314,6 +338,8 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
     measured = measured if fast else xp.asarray(measured)
     nk = geom.nk
     m = amp.shape[0]
+    poisson = noise_model == "poisson"
+    floor = POISSON_FLOOR_COUNTS / counts_per_pattern(data)            # one count in the normalised scale
     size = geom.shape[0] * geom.shape[1]
     obj = xp.ones((n_slices, size), dtype=cdtype)
     H = cv.fresnel_propagator(nk, geom.sampling_A, data.energy_kV, dz, xp).astype(cdtype)
@@ -347,12 +373,22 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
             F = _fft2(exit_wave, xp)
             meas = amp[xp.asarray(idx)]
             if fast:
-                err += _k.modulus_correction(F, meas, nk, measured)     # F becomes the far-field correction
+                if poisson:
+                    err += _k.poisson_correction(F, meas, nk, measured, floor)
+                else:
+                    err += _k.modulus_correction(F, meas, nk, measured)  # F becomes the far-field correction
                 delta = _ifft2(F, xp)                                    # Δψ at the last slice's exit
             else:
                 a = xp.abs(F) / nk                                       # model amplitude, normalised scale
                 err += float(xp.sum(((a - meas) * measured) ** 2))
-                delta = _ifft2(F * ((meas / (a + eps) - 1) * measured), xp)
+                if poisson:
+                    q = a * a
+                    inten = meas * meas
+                    corr = F * ((inten - q) / (2 * (q + floor)))
+                    corr = xp.where(q <= 1e-30, meas * nk * (inten / (inten + floor)) - F, corr)
+                    delta = _ifft2(corr * measured, xp)
+                else:
+                    delta = _ifft2(F * ((meas / (a + eps) - 1) * measured), xp)
             updates = []
             for s in range(n_slices - 1, -1, -1):
                 inc = incident[s]
@@ -393,13 +429,15 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
         probe=_to_np(probes.probe), errors=errors, engine=engine, n_slices=n_slices, slice_thickness_A=float(dz),
         seconds=time.perf_counter() - t0, probe_plane_A=float(plane_A), illumination=_to_np(illum).reshape(geom.shape),
         metadata=dict(iterations=int(iterations), batch_size=int(batch_size), step=float(step), reg=float(reg),
-                      refine_probe=bool(refine_probe), seed=seed, n_positions=int(m), nk=int(nk)))
+                      refine_probe=bool(refine_probe), seed=seed, n_positions=int(m), nk=int(nk),
+                      noise_model=noise_model))
 
 
 def reconstruct_single_slice(data: FourDSTEM, *, iterations: int = 30, batch_size: int = 32, step: float = 1.0,
                              reg: float = 0.5, probe=None, refine_probe: bool = False, probe_step: float = 1.0,
                              refine_probe_after: int = 3, plane_A: float | None = None, seed: int = 0, xp=None,
-                             progress: bool = False, dtype=np.float32, detector_mask=None) -> PtychoResult:
+                             progress: bool = False, dtype=np.float32, detector_mask=None,
+                             noise_model: str = "amplitude") -> PtychoResult:
     """Single-slice ptychography (mini-batch amplitude-projection / ePIE-type update).
 
     Parameters
@@ -432,26 +470,32 @@ def reconstruct_single_slice(data: FourDSTEM, *, iterations: int = 30, batch_siz
     detector_mask : bool (nk, nk), optional
         fftshift layout; True where the detector measured.  Default: pixels lit in any pattern or inside
         1.05 × the aperture (zeroed corners beyond a simulator's anti-aliasing cut-off are left free).
+    noise_model : {"amplitude", "poisson"}
+        Far-field update.  ``"amplitude"``: replace the model modulus by ``√I`` (Gaussian noise on the
+        amplitude).  ``"poisson"``: the gradient of the Poisson negative log-likelihood of the counts, scaled by
+        its curvature, ``Ψ·(I − q) / (2 (q + ε))`` with ``q = |Ψ|²`` and ``ε`` = :data:`POISSON_FLOOR_COUNTS`
+        count (counts per pattern from :func:`counts_per_pattern`); its fixed point is the mean count, where
+        the amplitude update's is the (low-biased) mean of ``√I``.
 
     Returns
     -------
     PtychoResult
         ``object`` of shape (1, Nx, Ny).
     """
-    _validate(data, iterations, batch_size, step)
+    _validate(data, iterations, batch_size, step, noise_model)
     depth = float(data.depth_A or 0.0)
     plane = depth / 2 if plane_A is None else float(plane_A)
     return _iterate(data, n_slices=1, dz=depth, plane_A=plane, engine="single-slice", iterations=iterations,
                     batch_size=batch_size, step=step, reg=reg, probe=probe, refine_probe=refine_probe,
                     probe_step=probe_step, refine_probe_after=refine_probe_after, seed=seed, xp=xp,
-                    progress=progress, dtype=dtype, detector_mask=detector_mask)
+                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model)
 
 
 def reconstruct_multislice(data: FourDSTEM, *, n_slices: int, slice_thickness_A: float | None = None,
                            iterations: int = 30, batch_size: int = 32, step: float = 1.0, reg: float = 0.5,
                            probe=None, refine_probe: bool = False, probe_step: float = 1.0,
                            refine_probe_after: int = 3, seed: int = 0, xp=None, progress: bool = False,
-                           dtype=np.float32, detector_mask=None) -> PtychoResult:
+                           dtype=np.float32, detector_mask=None, noise_model: str = "amplitude") -> PtychoResult:
     """Multislice ptychography: ``n_slices`` object slices, Fresnel propagation (abTEM's sign) between them.
 
     The probe is defined at the entrance surface (the data's ``defocus_A`` as is); slice ``s`` is transmitted,
@@ -475,7 +519,7 @@ def reconstruct_multislice(data: FourDSTEM, *, n_slices: int, slice_thickness_A:
     """
     if int(n_slices) != n_slices or n_slices < 1:
         raise AetbenchError(f"n_slices: expected an integer ≥ 1, got {n_slices}")
-    _validate(data, iterations, batch_size, step)
+    _validate(data, iterations, batch_size, step, noise_model)
     if slice_thickness_A is None:
         if not (data.depth_A and data.depth_A > 0):
             raise AetbenchError(f"data.depth_A: expected > 0 Å to derive slice_thickness_A, got {data.depth_A}")
@@ -487,7 +531,7 @@ def reconstruct_multislice(data: FourDSTEM, *, n_slices: int, slice_thickness_A:
     return _iterate(data, n_slices=int(n_slices), dz=dz, plane_A=0.0, engine="multislice", iterations=iterations,
                     batch_size=batch_size, step=step, reg=reg, probe=probe, refine_probe=refine_probe,
                     probe_step=probe_step, refine_probe_after=refine_probe_after, seed=seed, xp=xp,
-                    progress=progress, dtype=dtype, detector_mask=detector_mask)
+                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model)
 
 
 def reconstruct(data: FourDSTEM, engine: str = "single-slice", *, n_slices: int | None = None,

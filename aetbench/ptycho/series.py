@@ -53,6 +53,9 @@ class ReconConfig:
     background : str
         How the vacuum phase is removed before the projection is handed on (see
         :func:`aetbench.ptycho.reconstruct.phase_image`).
+    noise_model : str
+        Far-field update: ``"amplitude"`` (modulus replacement) or ``"poisson"`` (curvature-scaled gradient of the
+        Poisson likelihood of the counts; see :func:`aetbench.ptycho.reconstruct.reconstruct_single_slice`).
     """
 
     engines: list[str] = field(default_factory=lambda: ["single-slice", "multislice"])
@@ -62,6 +65,7 @@ class ReconConfig:
     slice_thickness_A: float = 4.0
     refine_probe: bool = False
     background: str = "mode"
+    noise_model: str = "amplitude"
 
     def __post_init__(self):
         for e in self.engines:
@@ -74,6 +78,7 @@ class ReconConfig:
         c.integer("batch_size", 1)
         c.number("step", 0.0, 2.0, lo_open=True)
         c.number("slice_thickness_A", 0.0, lo_open=True, unit=" [Å]")
+        c.choice("noise_model", ("amplitude", "poisson"))
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "ReconConfig":
@@ -93,7 +98,7 @@ def reconstruct_tilt(data: FourDSTEM, engine: str, config: ReconConfig, *, seed:
     from .reconstruct import reconstruct
 
     kw = dict(iterations=config.iterations, batch_size=config.batch_size, step=config.step,
-              refine_probe=config.refine_probe, seed=seed)
+              refine_probe=config.refine_probe, seed=seed, noise_model=config.noise_model)
     if engine == "multislice":
         return reconstruct(data, "multislice", n_slices=config.n_slices(data.depth_A), **kw)
     return reconstruct(data, engine, **kw)
@@ -145,7 +150,7 @@ def phase_tilt_series(series: list[FourDSTEM], engine: str, config: ReconConfig,
     first = series[0]
     meta = {"simulator": first.metadata.get("simulator", "4d-stem"), "ptycho_engine": engine,
             "ptycho_slices": config.n_slices(first.depth_A) if engine == "multislice" else 1,
-            "ptycho_iterations": config.iterations, "ptycho_seconds": seconds, "ptycho_final_error": final_errors,
+            "ptycho_iterations": config.iterations, "ptycho_noise_model": config.noise_model, "ptycho_seconds": seconds, "ptycho_final_error": final_errors,
             "units": "projected phase [rad]", "simulation": {k: v for k, v in first.metadata.items()
                                                               if k not in ("tilt_index", "phonon_seed")}}
     meta["dose_per_A2"] = first.dose_per_A2    # the electrons' dose; the images themselves are phases, not counts
