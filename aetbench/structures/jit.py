@@ -66,7 +66,7 @@ def _cache_lock(folder):
 
 
 try:
-    from numba.core.caching import FunctionCache
+    from numba.core.caching import FunctionCache, IndexDataCacheFile
 
     class _PackageCache(FunctionCache):
         """numba ``FunctionCache`` whose index key also holds :data:`SOURCE_FINGERPRINT`, and whose loads
@@ -76,8 +76,22 @@ try:
         workers building particles) can each number a new entry from the same old index, overwrite each
         other's ``.nbc`` file and leave an index entry that points at another specialisation's machine
         code: the next process that loads it crashes with a segmentation fault (seen here; numba issues
-        #4807 and #10128).
+        #4807 and #10128).  Each package source version caches into its own sub-folder
+        ``aetbench-<fingerprint>``, because numba renumbers an index whose source stamp differs from its own.
         """
+
+        def __init__(self, py_func):
+            super().__init__(py_func)
+            # one folder per package source version: processes that run different sources (an edit while a
+            # build runs, two installed versions) never renumber or overwrite each other's index and data files
+            path = os.path.join(self._cache_path, f"aetbench-{SOURCE_FINGERPRINT}")
+            try:
+                os.makedirs(path, exist_ok=True)
+            except OSError:  # read-only location: numba's own fallback rules apply to the parent folder
+                return
+            self._cache_path = path
+            self._cache_file = IndexDataCacheFile(cache_path=path, filename_base=self._impl.filename_base,
+                                                  source_stamp=self._impl.locator.get_source_stamp())
 
         def _index_key(self, sig, codegen):
             return super()._index_key(sig, codegen) + (SOURCE_FINGERPRINT,)
