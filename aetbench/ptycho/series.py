@@ -150,7 +150,8 @@ def phase_tilt_series(series: list[FourDSTEM], engine: str, config: ReconConfig,
     first = series[0]
     meta = {"simulator": first.metadata.get("simulator", "4d-stem"), "ptycho_engine": engine,
             "ptycho_slices": config.n_slices(first.depth_A) if engine == "multislice" else 1,
-            "ptycho_iterations": config.iterations, "ptycho_noise_model": config.noise_model, "ptycho_seconds": seconds, "ptycho_final_error": final_errors,
+            "ptycho_iterations": config.iterations, "ptycho_noise_model": config.noise_model,
+            "ptycho_seconds": seconds, "ptycho_final_error": final_errors,
             "units": "projected phase [rad]", "simulation": {k: v for k, v in first.metadata.items()
                                                               if k not in ("tilt_index", "phonon_seed")}}
     meta["dose_per_A2"] = first.dose_per_A2    # the electrons' dose; the images themselves are phases, not counts

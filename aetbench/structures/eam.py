@@ -42,7 +42,7 @@ import numpy as np
 from numba import prange
 
 from ..io.files import AetbenchError
-from .jit import kernel, reduce_blocks
+from .jit import kernel, pair_force_block, reduce_blocks
 
 __all__ = ["ZHOU2004", "FIELDS", "eam_cutoff", "eam_density", "eam_pair", "eam_embedding", "eam_tables",
            "eam_potential", "eam_energy_reference", "write_setfl"]
@@ -244,38 +244,6 @@ def _hermite_terms(r, row, tab, rlo, h):
 
 
 @kernel
-def _hermite_density(r, row, tab, rlo, h):
-    """Cubic Hermite values of f_b (column 2) and f_a (column 4) of tab[row] at r [Å]."""
-    n = tab.shape[1]
-    if r <= rlo:
-        return tab[row, 0, 2], tab[row, 0, 4]
-    u = (r - rlo) / h
-    k = int(u)
-    if k > n - 2:
-        k = n - 2
-    t = u - k
-    t2 = t * t
-    t3 = t2 * t
-    h00 = 2.0 * t3 - 3.0 * t2 + 1.0
-    h10 = (t3 - 2.0 * t2 + t) * h
-    h01 = 3.0 * t2 - 2.0 * t3
-    h11 = (t3 - t2) * h
-    y0 = tab[row, k]
-    y1 = tab[row, k + 1]
-    return (h00 * y0[2] + h10 * y0[3] + h01 * y1[2] + h11 * y1[3],
-            h00 * y0[4] + h10 * y0[5] + h01 * y1[4] + h11 * y1[5])
-
-
-@kernel
-def _densities(r, ti, tj, tab, par, meta):
-    """f_{tj}(r) and f_{ti}(r): the density atom j gives atom i and the reverse."""
-    if meta[0, 0, 4] > 0.5:
-        _, _, fb, _, fa, _ = _analytic_terms(r, ti, tj, par)
-        return fb, fa
-    return _hermite_density(r, ti * int(meta[0, 0, 3]) + tj, tab, meta[0, 0, 0], meta[0, 0, 1])
-
-
-@kernel
 def _terms(r, ti, tj, tab, par, meta):
     """φ, φ', f_tj, f_tj', f_ti, f_ti' of the pair (ti, tj) at r [Å]: Hermite tables or (mode 1) analytic."""
     if meta[0, 0, 4] > 0.5:
@@ -288,10 +256,13 @@ PARALLEL_MIN_ATOMS = 3000  #: below this the threads' start-up costs more than t
 
 
 @kernel
-def _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb):
-    """Densities of the pairs (i < j) owned by the atoms of block ``b`` into rb[b]."""
+def _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb, cph, cfj, cfi):
+    """Pass 1 over the pairs (i < j) owned by the atoms of block ``b``: densities into rb[b]; per neighbour
+    slot φ'/r, f_tj'/r, f_ti'/r into ``cph``, ``cfj``, ``cfi`` for pass 2 (:func:`.jit.pair_force_block`), so
+    each pair's terms are evaluated once per force call.  Returns the block's pair energy [eV]."""
     n = pos.shape[0]
     rc2 = meta[0, 0, 2] * meta[0, 0, 2]
+    e = 0.0
     for i in range(b * n // nb, (b + 1) * n // nb):
         ti = types[i]
         for s in range(offset[i], offset[i + 1]):
@@ -303,11 +274,19 @@ def _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb):
             dz = pos[j, 2] - pos[i, 2]
             r2 = dx * dx + dy * dy + dz * dz
             if r2 >= rc2:  # list built with a skin: skip before the square root
+                cph[s] = 0.0
+                cfj[s] = 0.0
+                cfi[s] = 0.0
                 continue
             r = np.sqrt(r2)
-            fj, fi = _densities(r, ti, types[j], tab, par, meta)
+            ph, dph, fj, dfj, fi, dfi = _terms(r, ti, types[j], tab, par, meta)
+            e += ph
             rb[b, i] += fj
             rb[b, j] += fi
+            cph[s] = dph / r
+            cfj[s] = dfj / r
+            cfi[s] = dfi / r
+    return e
 
 
 @kernel
@@ -326,49 +305,21 @@ def _embed_all(rb, types, par):
     return energy, dF
 
 
-@kernel
-def _force_block(b, nb, pos, types, offset, index, tab, par, meta, dF, fb):
-    """Pair energy [eV] of the pairs owned by block ``b``; all pair forces into fb[b]."""
-    n = pos.shape[0]
-    rc2 = meta[0, 0, 2] * meta[0, 0, 2]
-    e = 0.0
-    for i in range(b * n // nb, (b + 1) * n // nb):
-        ti = types[i]
-        for s in range(offset[i], offset[i + 1]):
-            j = index[s]
-            if j <= i:
-                continue
-            dx = pos[j, 0] - pos[i, 0]
-            dy = pos[j, 1] - pos[i, 1]
-            dz = pos[j, 2] - pos[i, 2]
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 >= rc2:  # list built with a skin: skip before the square root
-                continue
-            r = np.sqrt(r2)
-            ph, dph, _, dfj, _, dfi = _terms(r, ti, types[j], tab, par, meta)
-            e += ph
-            c = (dph + dF[i] * dfj + dF[j] * dfi) / r
-            fb[b, i, 0] += c * dx
-            fb[b, i, 1] += c * dy
-            fb[b, i, 2] += c * dz
-            fb[b, j, 0] -= c * dx
-            fb[b, j, 1] -= c * dy
-            fb[b, j, 2] -= c * dz
-    return e
-
-
 @kernel(parallel=True)
 def _eam_parallel(pos, types, offset, index, tab, par, meta):
     n = pos.shape[0]
     nb = min(NBLOCK, max(n, 1))
     rb = np.zeros((nb, n))
-    for b in prange(nb):
-        _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb)
-    energy, dF = _embed_all(rb, types, par)
-    fb = np.zeros((nb, n, 3))
+    cph = np.empty(index.shape[0])
+    cfj = np.empty(index.shape[0])
+    cfi = np.empty(index.shape[0])
     eb = np.zeros(nb)
     for b in prange(nb):
-        eb[b] = _force_block(b, nb, pos, types, offset, index, tab, par, meta, dF, fb)
+        eb[b] = _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb, cph, cfj, cfi)
+    energy, dF = _embed_all(rb, types, par)
+    fb = np.zeros((nb, n, 3))
+    for b in prange(nb):
+        pair_force_block(b, nb, pos, offset, index, cph, cfj, cfi, dF, fb)
     epair, f = reduce_blocks(fb, eb)
     return energy + epair, f
 
@@ -378,13 +329,16 @@ def _eam_serial(pos, types, offset, index, tab, par, meta):
     n = pos.shape[0]
     nb = min(NBLOCK, max(n, 1))
     rb = np.zeros((nb, n))
-    for b in range(nb):
-        _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb)
-    energy, dF = _embed_all(rb, types, par)
-    fb = np.zeros((nb, n, 3))
+    cph = np.empty(index.shape[0])
+    cfj = np.empty(index.shape[0])
+    cfi = np.empty(index.shape[0])
     eb = np.zeros(nb)
     for b in range(nb):
-        eb[b] = _force_block(b, nb, pos, types, offset, index, tab, par, meta, dF, fb)
+        eb[b] = _rho_block(b, nb, pos, types, offset, index, tab, par, meta, rb, cph, cfj, cfi)
+    energy, dF = _embed_all(rb, types, par)
+    fb = np.zeros((nb, n, 3))
+    for b in range(nb):
+        pair_force_block(b, nb, pos, offset, index, cph, cfj, cfi, dF, fb)
     epair, f = reduce_blocks(fb, eb)
     return energy + epair, f
 

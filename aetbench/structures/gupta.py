@@ -40,7 +40,7 @@ import numpy as np
 from numba import prange
 
 from ..io.files import AetbenchError
-from .jit import kernel, reduce_blocks
+from .jit import kernel, pair_force_block, reduce_blocks
 
 __all__ = ["GUPTA_ELEMENTS", "MIXING", "gupta_pair_parameters", "gupta_potential"]
 
@@ -74,8 +74,9 @@ PARALLEL_MIN_ATOMS = 3000  #: below this the threads' start-up costs more than t
 @kernel
 def _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb, cr, cg):
     """Pass 1 over the pairs (i < j) owned by the atoms of block ``b``: density terms into rb[b];
-    per neighbour slot, (dE_rep/dr)/r into ``cr`` and (dg/dr)/r into ``cg`` for pass 2 (so each pair's
-    distance and exponentials are computed once per force call).  Returns the block's repulsive energy [eV]."""
+    per neighbour slot, (dE_rep/dr)/r into ``cr`` and (dg/dr)/r into ``cg`` for pass 2
+    (:func:`.jit.pair_force_block`), so each pair's distance and exponentials are computed once per force call.
+    Returns the block's repulsive energy [eV]."""
     n = pos.shape[0]
     e = 0.0
     for i in range(b * n // nb, (b + 1) * n // nb):
@@ -109,43 +110,20 @@ def _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb, cr, cg):
 
 @kernel
 def _embed(rb):
-    """Block-order sum of the densities; embedding energy −Σ√ρ [eV] and 1/(2√ρ) per atom."""
+    """Block-order sum of the densities; embedding energy −Σ√ρ [eV] and dF/dρ = −1/(2√ρ) per atom."""
     nb, n = rb.shape[0], rb.shape[1]
     rho = np.zeros(n)
-    emb = np.zeros(n)
+    dF = np.zeros(n)
     for i in range(n):
         for b in range(nb):
             rho[i] += rb[b, i]
         if rho[i] > 0:
-            emb[i] = 0.5 / np.sqrt(rho[i])
+            dF[i] = -0.5 / np.sqrt(rho[i])
     energy = 0.0
     for i in range(n):
         if rho[i] > 0:
             energy -= np.sqrt(rho[i])
-    return energy, emb
-
-
-@kernel
-def _force_block(b, nb, pos, offset, index, cr, cg, emb, fb):
-    """Pass 2: the pair forces [eV/Å] of the pairs owned by block ``b`` into fb[b]."""
-    n = pos.shape[0]
-    for i in range(b * n // nb, (b + 1) * n // nb):
-        for s in range(offset[i], offset[i + 1]):
-            j = index[s]
-            if j <= i:
-                continue
-            c = cr[s] - (emb[i] + emb[j]) * cg[s]
-            if c == 0.0:
-                continue
-            dx = pos[j, 0] - pos[i, 0]
-            dy = pos[j, 1] - pos[i, 1]
-            dz = pos[j, 2] - pos[i, 2]
-            fb[b, i, 0] += c * dx
-            fb[b, i, 1] += c * dy
-            fb[b, i, 2] += c * dz
-            fb[b, j, 0] -= c * dx
-            fb[b, j, 1] -= c * dy
-            fb[b, j, 2] -= c * dz
+    return energy, dF
 
 
 @kernel(parallel=True)
@@ -160,10 +138,10 @@ def _gupta_parallel(pos, types, offset, index, pair, cut):
     eb = np.zeros(nb)
     for b in prange(nb):
         eb[b] = _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb, cr, cg)
-    energy, emb = _embed(rb)
+    energy, dF = _embed(rb)
     fb = np.zeros((nb, n, 3))
     for b in prange(nb):
-        _force_block(b, nb, pos, offset, index, cr, cg, emb, fb)
+        pair_force_block(b, nb, pos, offset, index, cr, cg, cg, dF, fb)
     eforce, f = reduce_blocks(fb, eb)
     return energy + eforce, f
 
@@ -180,10 +158,10 @@ def _gupta_serial(pos, types, offset, index, pair, cut):
     eb = np.zeros(nb)
     for b in range(nb):
         eb[b] = _rho_block(b, nb, pos, types, offset, index, pair, rs, rc, rb, cr, cg)
-    energy, emb = _embed(rb)
+    energy, dF = _embed(rb)
     fb = np.zeros((nb, n, 3))
     for b in range(nb):
-        _force_block(b, nb, pos, offset, index, cr, cg, emb, fb)
+        pair_force_block(b, nb, pos, offset, index, cr, cg, cg, dF, fb)
     eforce, f = reduce_blocks(fb, eb)
     return energy + eforce, f
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-__all__ = ["kernel", "reduce_blocks", "SOURCE_FINGERPRINT", "source_fingerprint"]
+__all__ = ["kernel", "reduce_blocks", "pair_force_block", "SOURCE_FINGERPRINT", "source_fingerprint"]
 
 
 def source_fingerprint(folder=None) -> str:
@@ -146,3 +146,32 @@ def reduce_blocks(fb, eb):
     for b in range(nb):
         energy += eb[b]
     return energy, f
+
+
+@kernel
+def pair_force_block(b, nb, pos, offset, index, a, p, q, w, fb):
+    """Pass 2 of the many-body kernels (Gupta, EAM): forces [eV/Å] of the pairs (i < j) owned by the atoms of
+    block ``b`` into fb[b].
+
+    Per neighbour slot ``s`` (pair i, j) the first pass stored ``a``, ``p``, ``q`` so that
+    (dE/dr)/r = a[s] + w[i]·p[s] + w[j]·q[s], with ``w`` = dF/dρ per atom (embedding derivative); slots with
+    all three zero (beyond the cutoff) are skipped.
+    """
+    n = pos.shape[0]
+    for i in range(b * n // nb, (b + 1) * n // nb):
+        for s in range(offset[i], offset[i + 1]):
+            j = index[s]
+            if j <= i:
+                continue
+            c = a[s] + w[i] * p[s] + w[j] * q[s]
+            if c == 0.0:
+                continue
+            dx = pos[j, 0] - pos[i, 0]
+            dy = pos[j, 1] - pos[i, 1]
+            dz = pos[j, 2] - pos[i, 2]
+            fb[b, i, 0] += c * dx
+            fb[b, i, 1] += c * dy
+            fb[b, i, 2] += c * dz
+            fb[b, j, 0] -= c * dx
+            fb[b, j, 1] -= c * dy
+            fb[b, j, 2] -= c * dz
