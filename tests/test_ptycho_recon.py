@@ -245,13 +245,38 @@ def test_multislice_beats_single_slice_on_thick_object():
     data = simulate_fourdstem(np.exp(1j * layers), geom.origin_A, S, pos, nk=NK, energy_kV=E_KV, semiangle_mrad=30.0,
                               defocus_A=dz, slice_thickness_A=dz)
     truth = layers.sum(axis=0)
-    rs = reconstruct_single_slice(data, iterations=20, plane_A=dz)   # plane of the middle layer
-    rm = reconstruct_multislice(data, n_slices=3, iterations=20)
+    rs = reconstruct_single_slice(data, iterations=40, plane_A=dz)   # plane of the middle layer
+    # each of the 3 slices takes a third of the step (the slices share the exit-wave correction): 40 passes
+    rm = reconstruct_multislice(data, n_slices=3, iterations=40)
     c_s, c_m = _corr(rs, truth), _corr(rm, truth)
     print(f"\nthick: ncc single {c_s:.4f} multi {c_m:.4f}; errors {rs.errors[-1]:.3g} {rm.errors[-1]:.3g}")
-    assert c_m >= 0.98, c_m
-    assert c_m - c_s >= 0.3, (c_s, c_m)                              # measured 0.37 vs 0.99
+    assert c_m >= 0.97, c_m                                          # measured 0.978
+    assert c_m - c_s >= 0.3, (c_s, c_m)                              # measured 0.37 vs 0.98
     assert rm.errors[-1] < rs.errors[-1]
+
+
+def test_many_thin_slices_share_the_step():
+    """8 slices over a 20 Å object, all within the depth of field, act alike: each takes 1/8 of the step.  With
+    the full step on every slice their changes added up eightfold and the correlation at 1.6e4 e/Å² fell to 0.29
+    (measured), against 0.70 with 2 slices."""
+    data, truth = _weak_data(dose=1.6e4)
+    c2 = _corr(reconstruct_multislice(data, n_slices=2, iterations=15), truth)
+    c8 = _corr(reconstruct_multislice(data, n_slices=8, iterations=15), truth)
+    assert c8 >= 0.6 and c8 >= c2 - 0.05, (c2, c8)                  # measured 0.696, 0.679
+
+
+def test_positivity_clips_negative_phase_and_helps_at_low_dose():
+    from aetbench.ptycho.series import ReconConfig
+
+    data, truth = _weak_data(dose=1.6e4)
+    free = reconstruct_single_slice(data, iterations=15)
+    pos = reconstruct_single_slice(data, iterations=15, positivity=True)
+    assert np.angle(free.object).min() < -0.01                       # the noise drives some pixels negative
+    assert np.angle(pos.object).min() >= 0.0
+    assert _corr(pos, truth) > _corr(free, truth) + 0.005, (_corr(pos, truth), _corr(free, truth))  # 0.831, 0.818
+    assert ReconConfig.from_dict({"positivity": True}).positivity
+    with pytest.raises(AetbenchError, match="ptycho_recon.positivity"):
+        ReconConfig.from_dict({"positivity": "yes"})
 
 
 # ------------------------------------------------------------------------------------------------ geometry
@@ -334,7 +359,7 @@ def test_generic_array_path_matches_numba_path(weak, monkeypatch):
     import aetbench.ptycho.reconstruct as rec
 
     data, _ = weak
-    kw = dict(iterations=2, refine_probe=True, refine_probe_after=1, seed=2)
+    kw = dict(iterations=2, refine_probe=True, refine_probe_after=1, seed=2, positivity=True)
     fast_s, fast_m = reconstruct_single_slice(data, **kw), reconstruct_multislice(data, n_slices=2, **kw)
     monkeypatch.setattr(rec, "USE_NUMBA", False)
     slow_s, slow_m = reconstruct_single_slice(data, **kw), reconstruct_multislice(data, n_slices=2, **kw)

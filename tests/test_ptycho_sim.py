@@ -106,6 +106,27 @@ def test_plan_geometry_and_cutoff_error():
         plan_ptycho(5.0, PtychoConfig(), fov_A=-1.0)
 
 
+def test_column_plan_and_simulation_of_a_column_along_the_beam():
+    """A column (radius 3 Å, 12 Å thick) gets a cell that deep and sized laterally for the column; atoms outside
+    the column raise; the data carry the column's depth (the engines' slice count follows it)."""
+    c = cfg()
+    sphere = plan_ptycho(6.0, c, fov_A=4.0)                                  # the sphere around a 12 Å column
+    col = plan_ptycho(3.0, c, fov_A=4.0, depth_A=12.0)
+    assert col.cell.depth_A == pytest.approx(14.0) and col.cell.depth_A % c.slice_thickness_A == pytest.approx(0)
+    assert col.cell.extent_A < sphere.cell.extent_A
+    assert col.cell.focus_A == pytest.approx(7.0 + c.slice_thickness_A / 2 + c.defocus_A)
+    m = AtomicModel(np.array([[0.5, 0.0, -5.0], [-0.5, 0.5, 5.0]]), ["Si", "O"])
+    d = simulate_4dstem(m, [0.0], c, seed=0, fov_A=2.0, centre=(0.0, 0.0, 0.0), column_A=(3.0, 12.0),
+                        scheduler="synchronous")[0]
+    assert d.depth_A == pytest.approx(14.0) and d.metadata["cell_A"][0] == pytest.approx(col.cell.extent_A)
+    with pytest.raises(AetbenchError, match="column_A: atoms lie outside"):
+        simulate_4dstem(m, [90.0], c, seed=0, fov_A=2.0, centre=(0.0, 0.0, 0.0), column_A=(3.0, 12.0))
+    with pytest.raises(AetbenchError, match="column_A"):
+        simulate_4dstem(m, [0.0], c, seed=0, fov_A=2.0, column_A=(3.0,))
+    with pytest.raises(AetbenchError, match="depth_A"):
+        plan_ptycho(3.0, c, fov_A=4.0, depth_A=-1.0)
+
+
 def test_bin_patterns_centres_zero_frequency_and_conserves_counts():
     g, b, nk = 30, 3, 8
     p = np.zeros((2, g, g))

@@ -312,7 +312,9 @@ def test_asi208_cache_and_determinism(asi, tmp_path):
     model, _, path, cache = asi
     again = build_structure("asi208", cache_dir=cache)  # served from the cache
     assert path.exists() and path.with_suffix(".json").exists()
-    np.testing.assert_allclose(again.positions, model.positions, atol=1e-6)  # extxyz round trip
+    # the first build hands on the coordinates as the cache file holds them: a rerun sees the same bits (before,
+    # the ~1e-10 Å extxyz rounding changed every downstream cache key and so the seeded Poisson draws)
+    np.testing.assert_array_equal(again.positions, model.positions)
     # same seed -> identical coordinates; another seed -> another particle (fresh builds, short schedule)
     p = tmp_path / "tiny.toml"
     p.write_text('seed = 7\n[composition]\nSi = 64\n[packing]\ndensity = 0.05\n'

@@ -11,8 +11,10 @@ Both engines are mini-batch projection / gradient schemes on the amplitude (√I
    (ε: one count), whose fixed point is the mean count rather than the low-biased mean of √counts,
 4. back-propagate ``Δψ`` through the slices (multislice: ``Δψ_in = conj(O_s)·Δψ_s`` then the inverse
    propagator) and update every slice with the illumination-normalised, batch-averaged step
-   ``O_s += step · Σ conj(ψ_in,s) Δψ_s / (Σ|ψ_in,s|² + reg · max Σ|ψ_in,s|²)`` (scatter-added with
-   ``bincount``), optionally the probe the same way (``refine_probe``).
+   ``O_s += (step / n_slices) · Σ conj(ψ_in,s) Δψ_s / (Σ|ψ_in,s|² + reg · max Σ|ψ_in,s|²)`` (scatter-added
+   with ``bincount``; the slices share the step, as their changes add up in the exit wave), optionally the probe
+   the same way (``refine_probe``),
+5. optionally (``positivity``) after every pass each slice's negative phases are set to 0.
 
 Geometry: the object grid has the detector window's sampling ``s = data.window_sampling_A``; object pixel
 ``[0, 0]`` sits at ``origin_A`` (field frame, Å).  A scan position ``r`` maps to the fractional object pixel
@@ -322,6 +324,14 @@ def _detector_mask(data: FourDSTEM, detector_mask) -> np.ndarray:
     return np.ascontiguousarray(np.fft.ifftshift(mask))
 
 
+def _clip_negative_phase(obj, xp):
+    """Set every slice's negative phases to 0 in place, keeping the modulus (the potential of neutral atoms is
+    positive, so each slice's phase σ∫V dz ≥ 0 with vacuum at 0; weak objects: phase per slice < π)."""
+    ph = xp.angle(obj)
+    neg = ph < 0
+    obj[neg] = xp.abs(obj[neg]).astype(obj.dtype)
+
+
 def _batches(m, batch_size, rng):
     order = rng.permutation(m)
     return [order[i:i + batch_size] for i in range(0, m, batch_size)]
@@ -329,7 +339,7 @@ def _batches(m, batch_size, rng):
 
 def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, step, reg, probe, refine_probe,
              probe_step, refine_probe_after, seed, xp, progress, dtype, detector_mask=None, max_amplitude=1.0,
-             noise_model="amplitude"):
+             noise_model="amplitude", positivity=False):
     xp = _xp_of(xp)
     fast = xp is np and USE_NUMBA
     t0 = time.perf_counter()
@@ -359,6 +369,10 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
 
         loop = tqdm(loop, desc=f"ptycho {engine}", unit="it")
     eps = 1e-12
+    # every slice is updated from the same exit-wave correction; where the slices act alike (low spatial
+    # frequencies, depths within the depth of field) their changes add up, so each takes 1/n_slices of the step
+    # (the full step on all n slices overshoots n-fold: 8 slices of 2.5 Å diverged, NCC 0.21 noise-free)
+    slice_step = float(step) / n_slices
     for it in loop:
         err = 0.0
         refine = refine_probe and it >= refine_probe_after
@@ -404,11 +418,11 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
                         delta = _ifft2(_fft2(delta, xp) * Hc, xp)        # back to the exit of slice s − 1
             if fast:
                 for s in range(n_slices):
-                    _k.apply_update(obj[s], num_buf[s], den_buf[s], fidx, step, reg, max_amplitude or 0.0)
+                    _k.apply_update(obj[s], num_buf[s], den_buf[s], fidx, slice_step, reg, max_amplitude or 0.0)
             for s, num, den in updates:
                 sel = fidx
                 d = den[sel]
-                o = obj[s][sel] + (step * num[sel] / (d + reg * xp.max(d) + eps)).astype(cdtype)
+                o = obj[s][sel] + (slice_step * num[sel] / (d + reg * xp.max(d) + eps)).astype(cdtype)
                 if max_amplitude is not None:
                     mag = xp.abs(o)
                     o = o * xp.where(mag > max_amplitude, max_amplitude / (mag + eps), 1.0).astype(o.real.dtype)
@@ -420,6 +434,8 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
                 newp = probes.probe + (probe_step * g).astype(cdtype)
                 probes.set(newp / xp.sqrt(xp.sum(xp.abs(newp) ** 2)))          # data fix Σ|P|² = 1
         errors.append(err / total)
+        if positivity:
+            _clip_negative_phase(obj, xp)
     illum = xp.zeros(size, dtype=np.float64)
     for idx in _batches(m, int(batch_size), np.random.default_rng(0)):
         Pb = probes(idx)
@@ -437,7 +453,7 @@ def reconstruct_single_slice(data: FourDSTEM, *, iterations: int = 30, batch_siz
                              reg: float = 0.5, probe=None, refine_probe: bool = False, probe_step: float = 1.0,
                              refine_probe_after: int = 3, plane_A: float | None = None, seed: int = 0, xp=None,
                              progress: bool = False, dtype=np.float32, detector_mask=None,
-                             noise_model: str = "amplitude") -> PtychoResult:
+                             noise_model: str = "amplitude", positivity: bool = False) -> PtychoResult:
     """Single-slice ptychography (mini-batch amplitude-projection / ePIE-type update).
 
     Parameters
@@ -476,6 +492,10 @@ def reconstruct_single_slice(data: FourDSTEM, *, iterations: int = 30, batch_siz
         its curvature, ``Ψ·(I − q) / (2 (q + ε))`` with ``q = |Ψ|²`` and ``ε`` = :data:`POISSON_FLOOR_COUNTS`
         count (counts per pattern from :func:`counts_per_pattern`); its fixed point is the mean count, where
         the amplitude update's is the (low-biased) mean of ``√I``.
+    positivity : bool
+        After every pass set each slice's negative phases to 0 (modulus kept): the projected potential of
+        neutral atoms is positive, so with vacuum at phase 0 no slice can hold negative phase.  A physical prior
+        against noise; it binds more the thinner (sparser) the slices.  Assumes less than π of phase per slice.
 
     Returns
     -------
@@ -488,14 +508,16 @@ def reconstruct_single_slice(data: FourDSTEM, *, iterations: int = 30, batch_siz
     return _iterate(data, n_slices=1, dz=depth, plane_A=plane, engine="single-slice", iterations=iterations,
                     batch_size=batch_size, step=step, reg=reg, probe=probe, refine_probe=refine_probe,
                     probe_step=probe_step, refine_probe_after=refine_probe_after, seed=seed, xp=xp,
-                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model)
+                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model,
+                    positivity=positivity)
 
 
 def reconstruct_multislice(data: FourDSTEM, *, n_slices: int, slice_thickness_A: float | None = None,
                            iterations: int = 30, batch_size: int = 32, step: float = 1.0, reg: float = 0.5,
                            probe=None, refine_probe: bool = False, probe_step: float = 1.0,
                            refine_probe_after: int = 3, seed: int = 0, xp=None, progress: bool = False,
-                           dtype=np.float32, detector_mask=None, noise_model: str = "amplitude") -> PtychoResult:
+                           dtype=np.float32, detector_mask=None, noise_model: str = "amplitude",
+                           positivity: bool = False) -> PtychoResult:
     """Multislice ptychography: ``n_slices`` object slices, Fresnel propagation (abTEM's sign) between them.
 
     The probe is defined at the entrance surface (the data's ``defocus_A`` as is); slice ``s`` is transmitted,
@@ -531,7 +553,8 @@ def reconstruct_multislice(data: FourDSTEM, *, n_slices: int, slice_thickness_A:
     return _iterate(data, n_slices=int(n_slices), dz=dz, plane_A=0.0, engine="multislice", iterations=iterations,
                     batch_size=batch_size, step=step, reg=reg, probe=probe, refine_probe=refine_probe,
                     probe_step=probe_step, refine_probe_after=refine_probe_after, seed=seed, xp=xp,
-                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model)
+                    progress=progress, dtype=dtype, detector_mask=detector_mask, noise_model=noise_model,
+                    positivity=positivity)
 
 
 def reconstruct(data: FourDSTEM, engine: str = "single-slice", *, n_slices: int | None = None,

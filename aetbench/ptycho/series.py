@@ -56,6 +56,9 @@ class ReconConfig:
     noise_model : str
         Far-field update: ``"amplitude"`` (modulus replacement) or ``"poisson"`` (curvature-scaled gradient of the
         Poisson likelihood of the counts; see :func:`aetbench.ptycho.reconstruct.reconstruct_single_slice`).
+    positivity : bool
+        Clip every slice's negative phases to 0 after each pass (the potential is positive; see
+        :func:`aetbench.ptycho.reconstruct.reconstruct_single_slice`).
     """
 
     engines: list[str] = field(default_factory=lambda: ["single-slice", "multislice"])
@@ -66,6 +69,7 @@ class ReconConfig:
     refine_probe: bool = False
     background: str = "mode"
     noise_model: str = "amplitude"
+    positivity: bool = False
 
     def __post_init__(self):
         for e in self.engines:
@@ -79,6 +83,9 @@ class ReconConfig:
         c.number("step", 0.0, 2.0, lo_open=True)
         c.number("slice_thickness_A", 0.0, lo_open=True, unit=" [Å]")
         c.choice("noise_model", ("amplitude", "poisson"))
+        for name in ("refine_probe", "positivity"):
+            if not isinstance(getattr(self, name), bool):
+                raise AetbenchError(f"ptycho_recon.{name}: expected true or false, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, table: dict[str, Any]) -> "ReconConfig":
@@ -98,7 +105,8 @@ def reconstruct_tilt(data: FourDSTEM, engine: str, config: ReconConfig, *, seed:
     from .reconstruct import reconstruct
 
     kw = dict(iterations=config.iterations, batch_size=config.batch_size, step=config.step,
-              refine_probe=config.refine_probe, seed=seed, noise_model=config.noise_model)
+              refine_probe=config.refine_probe, seed=seed, noise_model=config.noise_model,
+              positivity=config.positivity)
     if engine == "multislice":
         return reconstruct(data, "multislice", n_slices=config.n_slices(data.depth_A), **kw)
     return reconstruct(data, engine, **kw)
@@ -151,6 +159,7 @@ def phase_tilt_series(series: list[FourDSTEM], engine: str, config: ReconConfig,
     meta = {"simulator": first.metadata.get("simulator", "4d-stem"), "ptycho_engine": engine,
             "ptycho_slices": config.n_slices(first.depth_A) if engine == "multislice" else 1,
             "ptycho_iterations": config.iterations, "ptycho_noise_model": config.noise_model,
+            "ptycho_positivity": config.positivity, "ptycho_step": config.step,
             "ptycho_seconds": seconds, "ptycho_final_error": final_errors,
             "units": "projected phase [rad]", "simulation": {k: v for k, v in first.metadata.items()
                                                               if k not in ("tilt_index", "phonon_seed")}}

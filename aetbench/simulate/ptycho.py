@@ -279,16 +279,28 @@ def _largest_friendly_even(n: int) -> int:
     return max(m, 2)
 
 
-def plan_ptycho(radius_A: float, config: PtychoConfig, *, fov_A: float) -> PtychoPlan:
+def plan_ptycho(radius_A: float, config: PtychoConfig, *, fov_A: float, depth_A: float | None = None) -> PtychoPlan:
     """Cell, scan and detector for a particle of ``radius_A`` [Å] scanned over ``fov_A`` [Å].
 
     The cell holds the particle at every orientation (plus ``margin_A``) and the
     scanned probe with its wrapped tails clear of the particle; its edge is an
     odd multiple ``b`` of the window, which lies in [window_A, 1.25 window_A].
+    With ``depth_A`` the specimen is a column of lateral radius ``radius_A`` and
+    thickness ``depth_A`` [Å] along the beam (one orientation): the cell is that
+    deep (plus 2 Å, whole slices) and the probe focus refers to its middle.
     Raises :class:`AetbenchError` when ``max_angle_mrad`` exceeds the grid's
     anti-aliasing cut-off.
     """
     c = config
+    if depth_A is not None:
+        if not (isinstance(depth_A, (int, float)) and math.isfinite(depth_A) and depth_A > 0):
+            raise AetbenchError(f"depth_A: expected a column thickness > 0 Å, got {depth_A!r}")
+        plan = plan_ptycho(radius_A, config, fov_A=fov_A)
+        dz = c.slice_thickness_A
+        depth = max(1, math.ceil((float(depth_A) + 2.0) / dz - 1e-9)) * dz
+        # as plan_cell: a slice's potential acts half a slice downstream, so focus at depth/2 + dz/2 (+ defocus)
+        cell = replace(plan.cell, depth_A=depth, focus_A=depth / 2.0 + dz / 2.0 + c.defocus_A)
+        return replace(plan, cell=cell)
     try:
         fov_A = float(fov_A)
     except (TypeError, ValueError):
@@ -429,7 +441,8 @@ def _bin_block(block, binning: int, nk: int) -> np.ndarray:
 
 
 def simulate_4dstem(model: AtomicModel, angles_deg, config: PtychoConfig, *, seed: int, fov_A: float, centre=None,
-                    cache_dir=None, scheduler=None, device: str = "cpu", progress: bool = False) -> list[FourDSTEM]:
+                    column_A=None, cache_dir=None, scheduler=None, device: str = "cpu",
+                    progress: bool = False) -> list[FourDSTEM]:
     """Noise-free 4D-STEM data of ``model`` at every tilt, simulated with abTEM multislice.
 
     Parameters
@@ -448,6 +461,10 @@ def simulate_4dstem(model: AtomicModel, angles_deg, config: PtychoConfig, *, see
         positions per axis, position ``n // 2`` on the centre.
     centre : array_like (3,), optional
         Fixed rotation centre [Å] (object frame); default the model's centroid.
+    column_A : (float, float), optional
+        ``(radius, thickness)`` [Å] of a column along the beam that holds the model at every given tilt (e.g.
+        a cylinder cut from a larger particle for a thickness study at one tilt): the cell is sized for that
+        column instead of the sphere that holds the model at any orientation.  Atoms outside it raise.
     cache_dir : path, optional
         Per-tilt results (``ptycho-<key>.npz``) are written atomically and reused.
     scheduler : None, str or dask.distributed.Client
@@ -474,8 +491,23 @@ def simulate_4dstem(model: AtomicModel, angles_deg, config: PtychoConfig, *, see
     if angles.ndim != 2 or angles.shape[1] != 3:
         raise AetbenchError(f"angles: expected shape (n, 3) in degrees, got {angles.shape}")
     centre = model.positions.mean(axis=0) if centre is None else np.asarray(centre, dtype=float).reshape(3)
-    radius = float(np.linalg.norm(model.positions - centre, axis=1).max())
-    plan = plan_ptycho(radius, config, fov_A=fov_A)
+    if column_A is None:
+        radius = float(np.linalg.norm(model.positions - centre, axis=1).max())
+        plan = plan_ptycho(radius, config, fov_A=fov_A)
+    else:
+        try:
+            radius, thickness = (float(v) for v in column_A)
+        except (TypeError, ValueError):
+            raise AetbenchError(f"column_A: expected (radius, thickness) in Å, got {column_A!r}") from None
+        if not (radius > 0 and thickness > 0):
+            raise AetbenchError(f"column_A: expected radius and thickness > 0 Å, got {column_A!r}")
+        for a in angles:
+            beam = geometry.object_to_beam(model.positions, a, centre)
+            if (np.hypot(beam[:, 0], beam[:, 1]).max() > radius + 1e-6
+                    or np.abs(beam[:, 2]).max() > thickness / 2 + 1e-6):
+                raise AetbenchError(f"column_A: atoms lie outside the column of radius {radius} Å and thickness "
+                                    f"{thickness} Å about the centre at tilt {tuple(float(v) for v in a)} deg")
+        plan = plan_ptycho(radius, config, fov_A=fov_A, depth_A=thickness)
     cache = Path(cache_dir) if cache_dir is not None else None
     n = angles.shape[0]
     jobs, data = [], [None] * n

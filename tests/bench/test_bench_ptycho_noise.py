@@ -12,7 +12,11 @@ multislice (5 slices of 5.2 Å), amplitude and Poisson update, 20 passes, batch 
 Run with ``AETBENCH_BENCH_HEAVY=1 python -m pytest tests/bench/test_bench_ptycho_noise.py -s``.
 
 Measured 2026-11-25 (this machine, other jobs running; phase NCC at tilt 0, in brackets after a 1-pixel
-low-pass; scripts of the study: the heavy test below with the PtychoConfig / slice thickness changed):
+low-pass; scripts of the study: the heavy test below with the PtychoConfig / slice thickness changed).  These
+multislice numbers predate the shared slice step (each of n slices now takes step / n; before, every slice took
+the full step and the summed change overshot n-fold).  With the shared step and ``positivity`` at 50 mrad,
+1.6e5 e/Å², 3 slices: multislice 0.946 (60 passes), single-slice 0.958 (step 0.5, 40 passes); the thickness
+bench (test_bench_ptycho_thickness.py) has the engines against specimen thickness:
 
 25 mrad (smoke-pty settings, 45² positions, nk 50; abTEM 37 s/tilt), multislice 5 slices of 5.2 Å:
 
