@@ -201,7 +201,7 @@ def test_both_engines_recover_weak_phase_object(weak):
     rm = reconstruct_multislice(data, n_slices=2, iterations=15)
     assert rs.object.shape[0] == 1 and rm.object.shape[0] == 2 and rm.slice_thickness_A == pytest.approx(10.0)
     c_s, c_m = _corr(rs, truth), _corr(rm, truth)
-    assert c_s >= 0.98 and c_m >= 0.98, (c_s, c_m)                 # measured 0.997, 0.999
+    assert c_s >= 0.98 and c_m >= 0.98, (c_s, c_m)                 # measured 0.997, 0.997
     print(f"\nweak: ncc single {c_s:.4f} multi {c_m:.4f}; error ratio single {rs.errors[-1] / rs.errors[0]:.3g} "
           f"multi {rm.errors[-1] / rm.errors[0]:.3g}")
     assert rs.errors[-1] < 0.2 * rs.errors[0] and rm.errors[-1] < 0.05 * rm.errors[0]
@@ -251,7 +251,7 @@ def test_multislice_beats_single_slice_on_thick_object():
     c_s, c_m = _corr(rs, truth), _corr(rm, truth)
     print(f"\nthick: ncc single {c_s:.4f} multi {c_m:.4f}; errors {rs.errors[-1]:.3g} {rm.errors[-1]:.3g}")
     assert c_m >= 0.97, c_m                                          # measured 0.978
-    assert c_m - c_s >= 0.3, (c_s, c_m)                              # measured 0.37 vs 0.98
+    assert c_m - c_s >= 0.3, (c_s, c_m)                              # measured 0.40 vs 0.98
     assert rm.errors[-1] < rs.errors[-1]
 
 
