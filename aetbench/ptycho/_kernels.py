@@ -10,12 +10,20 @@ from numba import njit
 
 
 @njit(cache=True)
-def modulus_correction(F, meas, nk, measured):
-    """Replace ``F`` in place by the far-field correction ``F·(√I·nk/|F| − 1)``; return Σ(|F|/nk − √I)².
+def far_field_correction(F, meas, nk, measured, poisson, floor):
+    """Replace ``F`` in place by the far-field correction; return the amplitude error Σ(|F|/nk − √I)².
 
     ``F``: (B, nk, nk) complex model far field (unnormalised FFT, numpy layout); ``meas``: (B, nk, nk) measured
     amplitudes in the normalised scale; ``measured``: (nk, nk) bool, False where the detector has no data
     (there the correction is 0 and no error is counted).
+
+    ``poisson=False``: the amplitude projection ``F·(√I·nk/|F| − 1)``.  ``poisson=True``: ``F·(I − q) /
+    (2 (q + floor))`` with ``q = |F|²/nk²`` the model intensity and ``I = meas²``; ``floor`` [normalised
+    intensity, e.g. one count] bounds the weight of pixels the model predicts (nearly) dark.  This is the
+    gradient of the Poisson negative log-likelihood ``Σ q − I log q`` scaled by its curvature ``1 / (2q)``, so for
+    ``q ≫ floor`` and ``q ≈ I`` it equals the amplitude projection; its fixed point over repeated noisy patterns
+    is the mean count (the amplitude projection's is the mean of ``√I``, biased low where counts are few).
+    Where the model has no wave the correction starts it at the measured modulus.
     """
     err = 0.0
     inv = 1.0 / nk
@@ -31,44 +39,17 @@ def modulus_correction(F, meas, nk, measured):
                 m = meas[b, i, j]
                 d = a * inv - m
                 err += d * d
-                if a > 1e-20:
+                if poisson:
+                    q = a * a * inv * inv
+                    I = m * m
+                    if q > 1e-30:
+                        F[b, i, j] = f * ((I - q) / (2.0 * (q + floor)))
+                    else:
+                        F[b, i, j] = m * nk * (I / (I + floor)) - f
+                elif a > 1e-20:
                     F[b, i, j] = f * (m * nk / a - 1.0)
                 else:
                     F[b, i, j] = m * nk - f
-    return err
-
-
-@njit(cache=True)
-def poisson_correction(F, meas, nk, measured, floor):
-    """Replace ``F`` in place by the Poisson far-field correction ``F·(I − q) / (2 (q + floor))``; return the
-    amplitude error Σ(|F|/nk − √I)².
-
-    ``q = |F|²/nk²`` is the model intensity and ``I = meas²`` the measured one (normalised scale, ``meas``
-    holds amplitudes as for :func:`modulus_correction`); ``floor`` [normalised intensity, e.g. one count] bounds
-    the weight of pixels the model predicts (nearly) dark.  This is the gradient of the Poisson negative
-    log-likelihood ``Σ q − I log q`` scaled by its curvature ``1 / (2q)``, so for ``q ≫ floor`` and
-    ``q ≈ I`` it equals the amplitude projection; its fixed point over repeated noisy patterns is the mean count
-    (the amplitude projection's is the mean of ``√I``, biased low where counts are few).
-    """
-    err = 0.0
-    inv2 = 1.0 / (nk * nk)
-    B = F.shape[0]
-    for b in range(B):
-        for i in range(F.shape[1]):
-            for j in range(F.shape[2]):
-                if not measured[i, j]:
-                    F[b, i, j] = 0.0
-                    continue
-                f = F[b, i, j]
-                q = (f.real * f.real + f.imag * f.imag) * inv2
-                m = meas[b, i, j]
-                d = np.sqrt(q) - m
-                err += d * d
-                I = m * m
-                if q > 1e-30:
-                    F[b, i, j] = f * ((I - q) / (2.0 * (q + floor)))
-                else:                                         # no model wave: start it at the measured modulus
-                    F[b, i, j] = m * nk * (I / (I + floor)) - f
     return err
 
 

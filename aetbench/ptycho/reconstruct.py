@@ -387,10 +387,7 @@ def _iterate(data, *, n_slices, dz, plane_A, engine, iterations, batch_size, ste
             F = _fft2(exit_wave, xp)
             meas = amp[xp.asarray(idx)]
             if fast:
-                if poisson:
-                    err += _k.poisson_correction(F, meas, nk, measured, floor)
-                else:
-                    err += _k.modulus_correction(F, meas, nk, measured)  # F becomes the far-field correction
+                err += _k.far_field_correction(F, meas, nk, measured, poisson, floor)  # F becomes the correction
                 delta = _ifft2(F, xp)                                    # Δψ at the last slice's exit
             else:
                 a = xp.abs(F) / nk                                       # model amplitude, normalised scale
