@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -91,10 +92,50 @@ def experiment_view(ts: TiltSeries) -> TiltSeries:
     return replace(ts, metadata={k: v for k, v in ts.metadata.items() if k != "truth"})
 
 
+def profile_margin_A(sim) -> float:
+    """Half-width [Å] of an atom's projected profile that must stay inside the field: 3 standard deviations of
+    the tier's profile ``sqrt(atom_sigma² + blur_sigma²)`` (the linear tier's own width; the abTEM and ptychographic
+    tiers use it as the stated proxy of their probe-broadened atom images)."""
+    return 3.0 * float(np.hypot(sim.atom_sigma, sim.blur_sigma))
+
+
+def check_field(sc: Scenario, truth: AtomicModel, angles: np.ndarray) -> np.ndarray:
+    """The rotation centre [Å] of ``sc``'s simulated series; refuses a particle that leaves the field of view.
+
+    The centre is ``[structure] centre`` when given, else the structure's centroid
+    (:func:`aetbench.geometry.rotation_centre`).  At every tilt the atoms, rotated about it, plus
+    :func:`profile_margin_A` must project inside the ``image_size × pixel_size`` field; otherwise one line names
+    the scenario, the overflow [Å], the tilt and the fixes, before any simulation starts.
+    """
+    from . import geometry
+
+    sim = sc.simulation
+    try:
+        centre = geometry.rotation_centre(truth.positions, sc.structure.centre or None)
+    except ValueError as e:
+        raise AetbenchError(f"{sc.path}: structure.centre: {e}") from None
+    margin = profile_margin_A(sim)
+    over, k = geometry.field_overflow(truth.positions, angles, centre, pixel_size=sim.pixel_size,
+                                      shape=tuple(sim.image_size), margin_A=margin)
+    if over > 0:
+        rel = truth.positions - centre
+        reach = float(np.linalg.norm(rel, axis=1).max()) + margin
+        need = int(np.ceil(2 * reach / sim.pixel_size)) + 1
+        where = "given" if sc.structure.centre else "centroid"
+        raise AetbenchError(
+            f"{sc.path or sc.name}: the particle leaves the field of view by {over:.2f} Å at tilt "
+            f"{tuple(round(float(a), 2) for a in angles[k])} deg (field {sim.image_size[0]}×{sim.image_size[1]} px × "
+            f"{sim.pixel_size:g} Å, rotation centre ({where}) {tuple(round(float(c), 2) for c in centre)} Å, "
+            f"atom margin {margin:.2f} Å): use simulation.image_size ≥ {need}, a larger simulation.pixel_size, "
+            f"or a structure.centre nearer the particle")
+    return centre
+
+
 def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
     sim = sc.simulation
     truth = _structure(sc)
     angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
+    centre = check_field(sc, truth, angles)   # before any simulation: the one rotation centre, the field checked
     code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
     structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
     clean_key = cache.content_hash("clean", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
@@ -110,7 +151,7 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
             params = LinearParams(amplitude=dict(sim.amplitude), default_sigma_A=sim.atom_sigma,
                                   blur_sigma_A=sim.blur_sigma)
             ts = simulate_linear(truth, angles, pixel_size=sim.pixel_size, shape=tuple(sim.image_size), params=params,
-                                 metadata={"structure": sc.structure.label(), "seed": sc.seed})
+                                 centre=centre, metadata={"structure": sc.structure.label(), "seed": sc.seed})
         else:
             from .simulate.abtem_adf import ADFConfig, simulate_adf
 
@@ -119,13 +160,13 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
                 acfg["defocus_error_sigma_A"] = sim.errors.defocus_sigma_A
             ts = simulate_adf(truth, angles, ADFConfig.from_dict(acfg), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
-                              cache_dir=cache_dir / "tilts", device=device)
+                              cache_dir=cache_dir / "tilts", device=device, centre=centre)
         ts = _apply_errors(ts, sim.errors, sc.seed)
         ts.write(path)
         return ts
 
     if sim.model == "ptycho":
-        return _ptycho_cases(sc, truth, angles, clean_key, cache_dir, progress, scheduler, device)
+        return _ptycho_cases(sc, truth, angles, centre, clean_key, cache_dir, progress, scheduler, device)
     out = []
     for dose in sim.doses:
         key = cache.content_hash(clean_key, "dose", dose, sim.background)
@@ -144,8 +185,8 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
     return out
 
 
-def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_key: str, cache_dir: Path,
-                  progress: bool, scheduler, device) -> list[Case]:
+def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: np.ndarray, clean_key: str,
+                  cache_dir: Path, progress: bool, scheduler, device) -> list[Case]:
     """One case per (dose, ptychography engine): 4D-STEM per tilt → dose → phase projections."""
     from .ptycho.series import ReconConfig
     from .simulate.ptycho import PtychoConfig
@@ -161,7 +202,7 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_ke
 
         if "clean" not in held:
             held["clean"] = simulate_4dstem(truth, angles, pcfg, seed=sc.seed, fov_A=fov, cache_dir=cache_dir / "tilts4d",
-                                            scheduler=scheduler, device=device, progress=progress)
+                                            scheduler=scheduler, device=device, progress=progress, centre=centre)
         if held.get("dose") != dose:
             held["dose"], held["dosed"] = dose, apply_dose_4d_series(
                 held["clean"], None if not np.isfinite(dose) else dose, seed=_noise_seed(sc.seed, dose),
@@ -259,7 +300,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
     from .report.markdown import write_report
-    from .score import score, score_details
+    from .score import score, score_details, spread_warning
 
     progress = progress_enabled(quiet)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
@@ -268,7 +309,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows = [], {}, []
+    rows, details, stage_rows, warnings = [], {}, [], []
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
@@ -306,13 +347,17 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                              "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
                              "reference": case.reference, **r})
         details[tag] = (case, score_details(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol="strict"))
+        warn = spread_warning(traced.atoms(), case.truth, sc.scoring.cutoff)
+        if warn:
+            warnings.append(f"{case.structure}, dose {case.dose:g}, {mname}: {warn}")
+            print(f"aetbench: warning: {warnings[-1]}", file=sys.stderr)
         # write partial results after every cell: an interruption never loses finished work
         _write_scores(out, rows)
     bar.close()
     _write_scores(out, rows)
     pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
-                 pd.DataFrame(stage_rows), details)
+                 pd.DataFrame(stage_rows), details, warnings=warnings)
     return out
 
 

@@ -95,6 +95,8 @@ class StructureConfig:
     axes: str = _f("", doc="axes string for 'file', e.g. 'yxz'")
     reference: str = _f("", doc="published numbers to show beside ours, e.g. 'liao2026/aSi208' "
                                 "(see aetbench.report.published)")
+    centre: list[float] = _f([], unit="Å", doc="rotation centre [x, y, z] of the simulated tilt series (object "
+                                              "frame); default the structure's centroid (aetbench.geometry)")
 
     def label(self) -> str:
         if self.source == "random":
@@ -370,6 +372,9 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         if sim.tilt.stop < sim.tilt.start and not sim.tilt.angles:
             raise ScenarioError(f"{path}: simulation.tilt.stop: expected ≥ start ({sim.tilt.start} deg), got {sim.tilt.stop}")
         st = sc.structure
+        if st.centre and (len(st.centre) != 3 or not all(math.isfinite(c) for c in st.centre)):
+            raise ScenarioError(f"{path}: structure.centre: expected 3 finite coordinates [x, y, z] in Å, "
+                                f"got {st.centre}")
         if st.reference:
             from .report.published import PUBLISHED
 
