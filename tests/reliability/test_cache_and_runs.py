@@ -415,3 +415,40 @@ def test_numba_cache_goes_to_a_user_folder(tmp_path):
     env["NUMBA_CACHE_DIR"] = str(tmp_path / "mine")   # the user's own setting wins
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == str(tmp_path / "mine")
+
+
+def test_structure_cache_entry_heals(tmp_path, monkeypatch, capsys):
+    """A built particle (.extxyz + .json with key and checksum) that was edited, or whose JSON belongs to another
+    entry, is moved aside and rebuilt (the build itself is stubbed: this checks the cache, not the physics)."""
+    from aetbench.structures import command
+    from aetbench.types import AtomicModel
+
+    builds = []
+
+    def fake_build(rec, seed, log=None):
+        builds.append(seed)
+        rng = np.random.default_rng(seed)
+        return AtomicModel(rng.uniform(-5, 5, (20, 3)), np.array(["Si"] * 20))
+
+    monkeypatch.setattr(command, "build_from_recipe", fake_build)
+    monkeypatch.setattr(command, "_analyse", lambda rec, model: {"n_atoms": len(model)})
+    rec = _write(tmp_path / "tinyrec.toml", 'name = "tinyrec"\nseed = 7\n[composition]\nSi = 20\n[packing]\n'
+                                            'density = 0.05\n[potential]\nkind = "stillinger-weber"\n')
+    first = command.build_structure(str(rec), cache_dir=tmp_path / "c")
+    (xyz,) = (tmp_path / "c" / "structures").glob("*.extxyz")
+    assert command.build_structure(str(rec), cache_dir=tmp_path / "c").positions.tolist() == first.positions.tolist()
+    assert builds == [7] and capsys.readouterr().err == ""
+    text = xyz.read_text().splitlines()
+    text[2] = text[2].replace(text[2].split()[1], "9.99999999", 1)   # one edited coordinate
+    xyz.write_text("\n".join(text) + "\n")
+    again = command.build_structure(str(rec), cache_dir=tmp_path / "c")
+    err = capsys.readouterr().err.splitlines()
+    assert builds == [7, 7] and np.array_equal(again.positions, first.positions)
+    assert len(err) == 2 and "checksum mismatch" in err[0] and str(xyz.with_suffix(".json")) in err[0], err
+    # a JSON record copied from another entry (another seed) is refused too
+    command.build_structure(str(rec), seed=8, cache_dir=tmp_path / "c")
+    j7, j8 = sorted((tmp_path / "c" / "structures").glob("*.json"), key=lambda p: p.stat().st_mtime)
+    shutil.copy(j8, j7)
+    capsys.readouterr()
+    command.build_structure(str(rec), cache_dir=tmp_path / "c")
+    assert builds == [7, 7, 8, 7] and "holds another entry's key" in capsys.readouterr().err
