@@ -97,7 +97,7 @@ def remove_stale_parts(folder, max_age_s: float = 86400.0) -> list[Path]:
     host, removed, now = _host(), [], time.time()
     for p in folder.glob(".*.part*"):
         stale = False
-        tag = p.name.split(".part")[0].rsplit(".", 1)[-1]  # "<host>-<pid>-<random>"
+        tag = p.name.rsplit(".part", 1)[0].rsplit(".", 1)[-1]  # "<host>-<pid>-<random>"
         bits = tag.rsplit("-", 2)
         if len(bits) == 3 and bits[0] == host and bits[1].isdigit():
             stale = not _pid_alive(int(bits[1]))
