@@ -5,12 +5,19 @@ under a content hash of structure, simulation config, seed and code
 version) or imported from ``[[input]]`` files.  Every method runs on it; its
 traced model is cached too (keyed by tilt series and method config), so an
 interrupted run resumes where it stopped and sweeps reuse finished cells.
-Results are written atomically under ``reports/<scenario>/<timestamp>/``.
+Cache entries carry their key and a checksum (:func:`aetbench.cache.load_entry`): a damaged or
+mismatched entry is reported, moved aside and recomputed.
+
+Results are written atomically under ``reports/<scenario>/<timestamp>-<random>/``, a folder claimed
+atomically (so two runs started in the same second never share one) just before the first file is
+written (so a run that fails earlier leaves no folder).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import secrets
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -22,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .io.files import AetbenchError, atomic_write_path
+from .io.files import AetbenchError, atomic_write_path, check_name, remove_stale_parts, safe_join
 from .methods import METHODS, get_method, run_method
 from .scenario import Scenario, load_scenario, resolve_data_path
 from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
@@ -131,6 +138,18 @@ def check_field(sc: Scenario, truth: AtomicModel, angles: np.ndarray) -> np.ndar
     return centre
 
 
+def _cached_series(path: Path, compute: Callable[[], TiltSeries]) -> TiltSeries:
+    """The tilt series cached at ``path`` (checked entry keyed by the file's stem), else ``compute()``d and saved."""
+    from .io.hdf5 import tilt_series_from_bytes, tilt_series_to_bytes
+
+    key = path.name[: -len(path.suffix)] if path.suffix else path.name
+    ts = cache.load_entry(path, key, decode=lambda b: tilt_series_from_bytes(b, str(path)))
+    if ts is None:
+        ts = compute()
+        cache.save_entry(path, key, tilt_series_to_bytes(ts))
+    return ts
+
+
 def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
     sim = sc.simulation
     truth = _structure(sc)
@@ -139,12 +158,12 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
     code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
     structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
     clean_key = cache.content_hash("clean", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
-                                   sc.seed, truth.positions, list(truth.elements), code)
+                                   sc.seed, truth.positions, list(truth.elements), code, cache.ENTRY_FORMAT)
 
     def clean() -> TiltSeries:
-        path = cache_dir / "tiltseries" / f"{clean_key}-clean.h5"
-        if path.exists():
-            return TiltSeries.read(path)
+        return _cached_series(cache_dir / "tiltseries" / f"{clean_key}-clean.h5", simulate)
+
+    def simulate() -> TiltSeries:
         if sim.model == "linear":
             from .simulate.linear import LinearParams, simulate_linear
 
@@ -161,9 +180,7 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
             ts = simulate_adf(truth, angles, ADFConfig.from_dict(acfg), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
                               cache_dir=cache_dir / "tilts", device=device, centre=centre)
-        ts = _apply_errors(ts, sim.errors, sc.seed)
-        ts.write(path)
-        return ts
+        return _apply_errors(ts, sim.errors, sc.seed)
 
     if sim.model == "ptycho":
         return _ptycho_cases(sc, truth, angles, centre, clean_key, cache_dir, progress, scheduler, device)
@@ -174,12 +191,8 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
         def make(dose=dose, key=key) -> TiltSeries:
             from .simulate.dose import apply_dose
 
-            path = cache_dir / "tiltseries" / f"{key}.h5"
-            if path.exists():
-                return TiltSeries.read(path)
-            ts = apply_dose(clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background)
-            ts.write(path)
-            return ts
+            return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", lambda: apply_dose(
+                clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background))
 
         out.append(Case(sc.structure.label(), float(dose), truth, truth.species, sc.structure.reference, key, make))
     return out
@@ -218,14 +231,12 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: 
             def make(dose=dose, engine=engine, key=key) -> TiltSeries:
                 from .ptycho.series import phase_tilt_series
 
-                path = cache_dir / "tiltseries" / f"{key}.h5"
-                if path.exists():
-                    return TiltSeries.read(path)
-                ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size), pixel_size=sim.pixel_size,
-                                       seed=sc.seed, progress=progress)
-                ts = _apply_errors(ts, sim.errors, sc.seed)
-                ts.write(path)
-                return ts
+                def compute() -> TiltSeries:
+                    ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size),
+                                           pixel_size=sim.pixel_size, seed=sc.seed, progress=progress)
+                    return _apply_errors(ts, sim.errors, sc.seed)
+
+                return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", compute)
 
             ref = sc.structure.reference.replace("{engine}", engine)
             out.append(Case(f"{sc.structure.label()}-{engine}", float(dose), truth, truth.species, ref, key, make))
@@ -274,39 +285,109 @@ def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None,
 
 # --------------------------------------------------------------------------- traced-model cache
 
-def _save_traced(path: Path, traced: TracedModel, seconds: dict, volume_meta: dict) -> None:
-    with atomic_write_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, positions=traced.model.positions, elements=traced.model.elements.astype("U3"),
-                     intensity=np.asarray(traced.intensity, float),
-                     meta=json.dumps({"seconds": seconds, "volume": volume_meta}, default=str))
+def _save_traced(path: Path, key: str, traced: TracedModel, seconds: dict, volume_meta: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, positions=traced.model.positions, elements=traced.model.elements.astype("U3"),
+             intensity=np.asarray(traced.intensity, float),
+             meta=json.dumps({"seconds": seconds, "volume": volume_meta}, default=str))
+    cache.save_entry(path, key, buf.getvalue())
 
 
-def _load_traced(path: Path):
-    with np.load(path, allow_pickle=False) as z:
+def _decode_traced(body: bytes):
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
         traced = TracedModel(AtomicModel(z["positions"], z["elements"]), z["intensity"])
         meta = json.loads(str(z["meta"]))
     return traced, meta["seconds"], meta["volume"]
+
+
+def _load_traced(path: Path, key: str):
+    """``(traced, seconds, volume_meta)`` of a checked results entry, or ``None`` (missing or moved aside)."""
+    return cache.load_entry(path, key, decode=_decode_traced)
+
+
+class _RunFolder:
+    """The report folder of one run, claimed on the first write.
+
+    With ``out_dir`` the folder is the caller's (created if needed, may exist).
+    Otherwise it is ``root/<name>/<YYYYmmdd-HHMMSS>-<6 hex>``, created with an
+    exclusive ``mkdir`` (retried with a new suffix if taken), so concurrent
+    runs never share a folder.  Every path handed out stays inside it.
+    """
+
+    def __init__(self, root, name: str, out_dir=None):
+        self.root, self.name, self.out_dir, self._path, self.claimed = root, name, out_dir, None, False
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            if self.out_dir:
+                p = Path(self.out_dir)
+                p.mkdir(parents=True, exist_ok=True)
+            else:
+                parent = safe_join(self.root, self.name)
+                parent.mkdir(parents=True, exist_ok=True)
+                for _ in range(1000):
+                    p = parent / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+                    try:
+                        p.mkdir()
+                        break
+                    except FileExistsError:
+                        continue
+                else:  # pragma: no cover - 1000 collisions of a 24-bit suffix
+                    raise AetbenchError(f"{parent}: cannot claim a new report folder")
+                self.claimed = True
+            self._path = p
+        return self._path
+
+    def file(self, *parts: str) -> Path:
+        return safe_join(self.path, *parts)
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder this run claimed if nothing was written into it."""
+        if not self.claimed or self._path is None:
+            return
+        for d, _, files in os.walk(self._path, topdown=False):
+            if files:
+                return
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
 
 
 # --------------------------------------------------------------------------- runner
 
 def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=False, scheduler=None,
                  device="cpu", save_volumes=False, out_dir=None) -> Path:
-    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder."""
-    from tqdm.auto import tqdm
+    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder.
 
+    The folder is ``out_dir`` if given, else a new ``reports_root/<name>/<timestamp>-<random>``
+    (see :class:`_RunFolder`).  With ``save_volumes`` every cell is reconstructed even when its
+    traced model is cached (the cache holds no volumes), so the volumes are always written.
+    """
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
+    check_name(sc.name, f"{sc.path or 'scenario'}: name")
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
+    for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures"):
+        remove_stale_parts(cache_dir / sub)  # left by killed runs
+    folder = _RunFolder(reports_root, sc.name, out_dir)
+    try:
+        return _run(sc, folder, cache_dir, quiet, scheduler, device, save_volumes)
+    except BaseException:
+        folder.discard_if_empty()
+        raise
+
+
+def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, device, save_volumes) -> Path:
+    from tqdm.auto import tqdm
+
     from .report.markdown import write_report
     from .score import score, score_details, spread_warning
 
     progress = progress_enabled(quiet)
-    cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
-    out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
     rows, details, stage_rows, warnings = [], {}, [], []
@@ -316,10 +397,11 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     for case, mname in bar:
         bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
         method = get_method(mname, sc.method_options.get(mname))
-        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code)
+        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code, cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
-        if rpath.exists():
-            traced, seconds, vmeta = _load_traced(rpath)
+        hit = None if save_volumes else _load_traced(rpath, rkey)
+        if hit is not None:
+            traced, seconds, vmeta = hit
         else:
             t0 = time.perf_counter()
             if loaded is None or loaded[0] is not case:
@@ -330,11 +412,11 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
-            _save_traced(rpath, traced, seconds, vmeta)
+            _save_traced(rpath, rkey, traced, seconds, vmeta)
             if save_volumes:
-                res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
+                res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
-        traced.atoms().write(out / "models" / f"{tag}.xyz")
+        traced.atoms().write(folder.file("models", f"{tag}.xyz"))
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                            **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
@@ -352,10 +434,12 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             warnings.append(f"{case.structure}, dose {case.dose:g}, {mname}: {warn}")
             print(f"aetbench: warning: {warnings[-1]}", file=sys.stderr)
         # write partial results after every cell: an interruption never loses finished work
-        _write_scores(out, rows)
+        _write_scores(folder.path, rows)
     bar.close()
+    out = folder.path
     _write_scores(out, rows)
-    pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
+    with atomic_write_path(out / "stage_seconds.csv") as tmp:
+        pd.DataFrame(stage_rows).to_csv(tmp, index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
                  pd.DataFrame(stage_rows), details, warnings=warnings)
     return out

@@ -336,7 +336,21 @@ def load_scenario(path, *, known_methods=None) -> Scenario:
     return sc
 
 
+def _check_file_names(sc: Scenario, path) -> None:
+    """``name`` and every ``[[input]] label`` become file names: refuse separators, ``..`` and absolute paths."""
+    from .io.files import check_name
+
+    try:
+        check_name(sc.name, f"{path}: name")
+        for i, inp in enumerate(sc.input):
+            if inp.label:
+                check_name(inp.label, f"{path}: input[{i}].label")
+    except AetbenchError as e:
+        raise ScenarioError(str(e)) from None
+
+
 def _check_semantics(sc: Scenario, path, known_methods) -> None:
+    _check_file_names(sc, path)
     if sc.input and (sc.structure or sc.simulation):
         raise ScenarioError(f"{path}: [[input]] replaces [structure]/[simulation]; give one or the other")
     if not sc.input:
