@@ -221,7 +221,10 @@ def _input_cases(sc: Scenario) -> list[Case]:
             key = cache.content_hash("hdf5", cache.file_digest(proj))
 
             def make(proj=proj) -> TiltSeries:
-                return TiltSeries.read(proj)
+                try:
+                    return TiltSeries.read(proj)
+                except ValueError as e:  # inconsistent arrays, e.g. 6 angle rows for 5 projections
+                    raise AetbenchError(f"{proj}: {e}") from None
         label = inp.label or proj.parent.name or proj.stem
         out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
     return out
@@ -229,6 +232,45 @@ def _input_cases(sc: Scenario) -> list[Case]:
 
 def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None, device="cpu") -> list[Case]:
     return _input_cases(sc) if sc.input else _simulated_cases(sc, cache_dir, progress, scheduler, device)
+
+
+# --------------------------------------------------------------------------- data checks
+
+def _check_cases(all_cases: list[Case], cache_dir: Path) -> list[str]:
+    """Run :func:`aetbench.preprocess.checks.check_tilt_series_data` on every case before any output.
+
+    Errors stop the run (one line, nothing written); warnings are printed on stderr and
+    returned for the report.  The warnings of a case are cached (keyed by the case, its truth
+    and the checks' code), so a rerun whose cells are all cached does not load the series again.
+    """
+    import sys
+
+    from .io.models import model_warnings
+    from .preprocess.checks import check_tilt_series_data
+
+    code = cache.code_fingerprint("preprocess/checks.py", "io/models.py")
+    out: list[str] = []
+    for case in all_cases:
+        truth_key = None if case.truth is None else (case.truth.positions, list(map(str, case.truth.elements)))
+        path = cache_dir / "checks" / f"{cache.content_hash('checks', case.key, truth_key, code)}.json"
+        found = None
+        if path.exists():
+            try:
+                found = json.loads(path.read_text())
+                found = found if isinstance(found, list) and all(isinstance(w, str) for w in found) else None
+            except (OSError, ValueError):
+                found = None   # unreadable entry: check again
+        if found is None:
+            source = f"{case.structure} dose {case.dose:g}"
+            found = check_tilt_series_data(experiment_view(case.make()), case.truth, source=source)
+            if case.truth is not None:
+                found += model_warnings(case.truth, f"{source}: ground truth")
+            with atomic_write_path(path) as tmp:
+                tmp.write_text(json.dumps(found))
+        for w in found:
+            print(f"aetbench: warning: {w}", file=sys.stderr)
+        out += found
+    return out
 
 
 # --------------------------------------------------------------------------- traced-model cache
@@ -251,19 +293,29 @@ def _load_traced(path: Path):
 # --------------------------------------------------------------------------- runner
 
 def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=False, scheduler=None,
-                 device="cpu", save_volumes=False, out_dir=None) -> Path:
-    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder."""
+                 device="cpu", save_volumes=False, out_dir=None, force=False) -> Path:
+    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder.
+
+    Before any work the memory and time are estimated (:func:`aetbench.estimate.check_resources`);
+    a run beyond this machine is refused unless ``force`` or a ``scheduler`` or GPU is given.
+    Every tilt series is checked (:func:`aetbench.preprocess.checks.check_tilt_series_data`)
+    before the report folder is made; its warnings go to stderr and into the report.
+    """
     from tqdm.auto import tqdm
+
+    from .estimate import check_resources
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    check_resources(sc, force=force, scheduler=scheduler, device=device)
     from .report.markdown import write_report
     from .score import score, score_details
 
     progress = progress_enabled(quiet)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
+    data_warnings = _check_cases(all_cases, cache_dir)  # bad data stops here, before any output
     out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
@@ -312,7 +364,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     _write_scores(out, rows)
     pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
-                 pd.DataFrame(stage_rows), details)
+                 pd.DataFrame(stage_rows), details, warnings=data_warnings)
     return out
 
 
