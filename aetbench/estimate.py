@@ -22,7 +22,7 @@ Examples
 --------
 >>> from aetbench.estimate import Estimate
 >>> print(Estimate(memory_bytes=32 * 2**30, seconds=7200.0, detail="2048×2048×2048 voxels").describe())
-32.0 GiB, 2.0 h (2048×2048×2048 voxels)
+32 GiB, 2.0 h (2048×2048×2048 voxels)
 """
 from __future__ import annotations
 

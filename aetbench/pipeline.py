@@ -236,17 +236,27 @@ def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None,
 
 # --------------------------------------------------------------------------- data checks
 
-def _check_cases(all_cases: list[Case], cache_dir: Path) -> list[str]:
+def _check_cases(all_cases: list[Case], cache_dir: Path, sc: Scenario) -> list[str]:
     """Run :func:`aetbench.preprocess.checks.check_tilt_series_data` on every case before any output.
 
     Errors stop the run (one line, nothing written); warnings are printed on stderr and
-    returned for the report.  The warnings of a case are cached (keyed by the case, its truth
-    and the checks' code), so a rerun whose cells are all cached does not load the series again.
+    returned for the report.  A simulated particle is checked against the field of view
+    before anything is simulated.  The warnings of a case are cached (keyed by the case, its
+    truth and the checks' code), so a rerun whose cells are all cached does not load the series again.
     """
     import sys
 
     from .io.models import model_warnings
-    from .preprocess.checks import check_tilt_series_data
+    from .preprocess.checks import check_extent, check_tilt_series_data
+
+    if sc.simulation is not None:   # geometry known up front: refuse a particle beyond the field before simulating
+        sim, done = sc.simulation, set()
+        th = sim.tilt.thetas()
+        angles = np.stack([np.zeros_like(th), th, np.zeros_like(th)], axis=1)
+        for case in all_cases:
+            if case.truth is not None and id(case.truth) not in done:
+                done.add(id(case.truth))
+                check_extent(case.truth, angles, tuple(sim.image_size), sim.pixel_size, source=sc.structure.label())
 
     code = cache.code_fingerprint("preprocess/checks.py", "io/models.py")
     out: list[str] = []
@@ -271,6 +281,25 @@ def _check_cases(all_cases: list[Case], cache_dir: Path) -> list[str]:
             print(f"aetbench: warning: {w}", file=sys.stderr)
         out += found
     return out
+
+
+def _axes_warning(model: AtomicModel, case: Case, inp, cutoff: float, tag: str) -> str | None:
+    """A one-line warning when the paper-protocol rate is poor and another truth axes convention is far better.
+
+    See :func:`aetbench.score.command.axes_hint` (the 48 signed axis permutations of the truth).
+    """
+    from .score import score
+    from .score.command import POOR_RATE_PCT, axes_hint
+
+    df = score(model, case.truth, cutoff=cutoff, protocol="paper")
+    rate = 100.0 * float(df["identified"].sum()) / max(float(df["n_truth"].sum()), 1.0)
+    if rate >= POOR_RATE_PCT:
+        return None
+    hint = axes_hint(model, case.truth, cutoff=cutoff, protocol="paper", truth_axes=inp.truth_axes or None)
+    if hint is None:
+        return None
+    return (f"{tag}: only {rate:.2f} % identified; truth_axes = \"{hint[0]}\" would give {hint[1]:.2f} % "
+            "(paper protocol): check the input's axis convention")
 
 
 # --------------------------------------------------------------------------- traced-model cache
@@ -315,7 +344,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     progress = progress_enabled(quiet)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
-    data_warnings = _check_cases(all_cases, cache_dir)  # bad data stops here, before any output
+    data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
@@ -357,6 +386,13 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                 rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                              "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
                              "reference": case.reference, **r})
+        if sc.input:  # external truth: a poor score may be a wrong axis convention, never guessed silently
+            hint = _axes_warning(traced.atoms(), case, sc.input[all_cases.index(case)], sc.scoring.cutoff, tag)
+            if hint:
+                import sys
+
+                print(f"aetbench: warning: {hint}", file=sys.stderr)
+                data_warnings.append(hint)
         details[tag] = (case, score_details(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol="strict"))
         # write partial results after every cell: an interruption never loses finished work
         _write_scores(out, rows)

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..io.files import AetbenchError
 
-__all__ = ["check_tilt_series_data", "check_angle_count", "tilt_range_deg", "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
+__all__ = ["check_tilt_series_data", "check_angle_count", "check_extent", "tilt_range_deg", "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
            "NEGATIVE_WARN_FRACTION", "FEW_PROJECTIONS", "MIN_TILT_RANGE_DEG", "FILL_WARN_FRACTION"]
 
 #: a pixel above this factor × the series' 99.9th percentile of |value| makes the data unusable
@@ -132,22 +132,43 @@ def _check_values(img: np.ndarray, source: str, phase: bool) -> list[str]:
     return warnings
 
 
-def _check_extent(ts, truth, source: str) -> list[str]:
+def check_extent(truth, angles_deg, shape, pixel_size: float, source: str = "tilt series") -> list[str]:
+    """Check that the ground truth fits the field of view in every projection.
+
+    The truth is centred on its centroid (its placement in the images is unknown) and rotated
+    into each projection's beam frame; its span along the image axes [Å] is compared with the
+    field ``shape × pixel_size`` [Å].  A span beyond the field raises :class:`AetbenchError`;
+    one beyond :data:`FILL_WARN_FRACTION` of it gives a warning.
+
+    Parameters
+    ----------
+    truth : AtomicModel
+        Ground truth [Å].
+    angles_deg : array_like, shape (n, 3)
+        Euler angles (phi, theta, psi) [deg].
+    shape : (int, int)
+        Image size (nx, ny) [pixels].
+    pixel_size : float
+        Pixel edge [Å].
+    """
     from ..geometry import rotation_matrices
 
     pos = np.asarray(truth.positions, dtype=float).reshape(-1, 3)
     if len(pos) == 0:
         return []
     pos = pos - pos.mean(axis=0)
-    beam = np.einsum("kij,nj->kni", rotation_matrices(ts.angles), pos)       # (n_proj, n_atoms, 3) [Å]
-    span = beam[:, :, :2].max(axis=1) - beam[:, :, :2].min(axis=1)            # (n_proj, 2) [Å]
-    fov = np.array(ts.shape, dtype=float) * ts.pixel_size
+    angles = np.asarray(angles_deg, dtype=float).reshape(-1, 3)
+    span = np.empty((len(angles), 2))
+    for k, R in enumerate(rotation_matrices(angles)):                        # one projection at a time
+        beam = pos @ R[:2].T                                                 # (n_atoms, 2) beam-frame x, y [Å]
+        span[k] = beam.max(axis=0) - beam.min(axis=0)
+    fov = np.array(shape, dtype=float)[:2] * float(pixel_size)
     ratio = span / fov
     k = int(np.argmax(ratio.max(axis=1)))
     worst = float(ratio[k].max())
     desc = (f"the ground truth spans {span[k, 0]:.1f} × {span[k, 1]:.1f} Å in projection {k} "
-            f"(theta {ts.angles[k, 1]:g}°) but the field of view is {fov[0]:.1f} × {fov[1]:.1f} Å "
-            f"({ts.shape[0]} × {ts.shape[1]} px of {ts.pixel_size:g} Å)")
+            f"(theta {angles[k, 1]:g}°) but the field of view is {fov[0]:.1f} × {fov[1]:.1f} Å "
+            f"({int(shape[0])} × {int(shape[1])} px of {float(pixel_size):g} Å)")
     if worst > 1.0:
         raise AetbenchError(f"{source}: {desc}: the particle does not fit; scores against this truth cannot mean "
                             "anything (larger image_size or pixel_size, or a smaller particle)")
@@ -200,5 +221,5 @@ def check_tilt_series_data(ts, truth=None, *, source: str = "tilt series") -> li
         warnings.append(f"{source}: tilt range {rng:.1f}° (< {MIN_TILT_RANGE_DEG:g}°): the missing wedge elongates "
                         "atoms along the beam")
     if truth is not None:
-        warnings += _check_extent(ts, truth, source)
+        warnings += check_extent(truth, ts.angles, ts.shape, ts.pixel_size, source)
     return warnings

@@ -363,3 +363,23 @@ def test_clean_series_runs_and_narrow_tilts_warn(tmp_path, capsys, clean_series)
     (run,) = list((reports / "data").iterdir())
     text = (run / "report.md").read_text()
     assert "## Warnings" in text and "tilt range 20.0°" in text and "hot pixel" in text
+
+
+def test_input_truth_with_swapped_axes_is_named(tmp_path, capsys, clean_series):
+    from aetbench.simulate.linear import simulate_linear
+    from aetbench.structures.random import random_sphere
+
+    truth = random_sphere(40, seed=5)           # 40 atoms: a wrong convention cannot still pair half of them
+    th = np.arange(-60.0, 61.0, 10.0)
+    ts = simulate_linear(truth, np.c_[np.zeros_like(th), th, np.zeros_like(th)], pixel_size=0.5, shape=(32, 32))
+    swapped = AtomicModel(truth.positions[:, [1, 0, 2]], truth.elements)
+    swapped.write(tmp_path / "swapped.xyz")
+    rc, out, err, reports, _ = _input_run(tmp_path, capsys, ts, truth_path=tmp_path / "swapped.xyz",
+                                          base=clean_series)
+    assert rc == 0, err
+    (w,) = [x for x in _warnings(err) if "would give" in x]
+    m = re.search(r"only ([\d.]+) % identified; truth_axes = \"(\S+)\" would give ([\d.]+) %", w)
+    assert m and float(m.group(1)) < 50 and float(m.group(3)) >= 90, w
+    assert m.group(2) == "yxz"
+    (run,) = list((reports / "data").iterdir())
+    assert "truth_axes = \"yxz\" would give" in (run / "report.md").read_text()
