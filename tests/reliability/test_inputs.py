@@ -207,6 +207,7 @@ def _run(tmp_path, scenario, capsys, *extra):
     ({"dose": "1e30"}, r"simulation\.doses\[0\]: 1e\+30 e/Å² per projection is beyond any experiment; expected ≤ 1e\+12"),
     ({"element": "Qq"}, r"structure\.element: 'Qq' is not a chemical symbol"),
     ({"element": "x"}, r"structure\.element: expected one chemical symbol"),
+    ({"n_atoms": 400}, r"random-Si400: the ground truth spans .* field of view is 9\.6 × 9\.6 Å .*does not fit"),
 ])
 def test_scenario_refused_before_work(tmp_path, capsys, kw, match):
     import time
@@ -383,3 +384,19 @@ def test_input_truth_with_swapped_axes_is_named(tmp_path, capsys, clean_series):
     assert m.group(2) == "yxz"
     (run,) = list((reports / "data").iterdir())
     assert "truth_axes = \"yxz\" would give" in (run / "report.md").read_text()
+
+
+def test_shipped_scenario_estimates():
+    """The estimate agrees in order of magnitude with what the shipped scenarios say of themselves."""
+    from aetbench.estimate import estimate_scenario
+    from aetbench.methods import METHODS
+    from aetbench.scenario import load_scenario
+
+    root = Path(__file__).resolve().parents[2] / "scenarios"
+    est = {name: estimate_scenario(load_scenario(root / f"{name}.toml", known_methods=METHODS))
+           for name in ("quick", "smoke-abtem", "smoke-pty", "paper/asi20k-abtem", "paper/sio2-pty")}
+    assert est["quick"].seconds < 600 and est["quick"].memory_bytes < 2**30        # "a minute or two"
+    assert est["smoke-abtem"].seconds < 1800                                          # "a few minutes"
+    assert 3 * 60 < est["smoke-pty"].seconds < 30 * 60                                # measured 8.6 min
+    assert 10 * 86400 < est["paper/asi20k-abtem"].seconds < 200 * 86400               # notes: ~43 days on 2 cores
+    assert est["paper/sio2-pty"].memory_bytes > 49 * 2**30                            # ~2 GB of patterns × 49 tilts
