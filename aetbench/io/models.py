@@ -213,8 +213,9 @@ def labels_to_elements(labels, elements=None, *, source: str = "labels", atomic_
                 mapped.append(elist[k - 1])
             elif not atomic_numbers:
                 raise AetbenchError(f"{source}: integer labels ({', '.join(str(v) for v in _int_uniques(uniq)[:5])}) "
-                                    "and no element list; give one (e.g. 'Si,Ge,Sn' maps 1, 2, 3; "
-                                    "--model-elements/--truth-elements) or read them as atomic numbers (--labels Z)")
+                                    "and no element list; give one (e.g. 'Si,Ge,Sn' maps 1, 2, 3: --model-elements/"
+                                    "--truth-elements, or elements/truth_elements in a scenario) or read them as "
+                                    "atomic numbers (--labels Z)")
             else:
                 if not 1 <= k < len(syms):
                     raise AetbenchError(f"{source}: label {k} is not an atomic number (1..{len(syms) - 1}); "

@@ -364,6 +364,12 @@ def test_clean_series_runs_and_narrow_tilts_warn(tmp_path, capsys, clean_series)
     (run,) = list((reports / "data").iterdir())
     text = (run / "report.md").read_text()
     assert "## Warnings" in text and "tilt range 20.0°" in text and "hot pixel" in text
+    # a rerun from the cache says the same
+    rc, out, err = _cli(["run", tmp_path / "narrow" / "data.toml", "--quiet", "--reports", tmp_path / "narrow" / "r2",
+                         "--cache-dir", tmp_path / "narrow" / "cache"], capsys)
+    assert rc == 0 and _warnings(err) == w
+    (run2,) = list((tmp_path / "narrow" / "r2" / "data").iterdir())
+    assert "## Warnings" in (run2 / "report.md").read_text()
 
 
 def test_input_truth_with_swapped_axes_is_named(tmp_path, capsys, clean_series):
