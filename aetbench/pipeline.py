@@ -247,12 +247,13 @@ def _check_cases(all_cases: list[Case], cache_dir: Path, sc: Scenario) -> list[s
     import sys
 
     from .io.models import model_warnings
-    from .preprocess.checks import check_extent, check_tilt_series_data
+    from .preprocess.checks import check_angles, check_extent, check_tilt_series_data
 
-    if sc.simulation is not None:   # geometry known up front: refuse a particle beyond the field before simulating
+    if sc.simulation is not None:   # geometry known up front: refuse what cannot work before simulating
         sim, done = sc.simulation, set()
         th = sim.tilt.thetas()
         angles = np.stack([np.zeros_like(th), th, np.zeros_like(th)], axis=1)
+        check_angles(angles, source=f"{sc.path}: simulation.tilt")
         for case in all_cases:
             if case.truth is not None and id(case.truth) not in done:
                 done.add(id(case.truth))

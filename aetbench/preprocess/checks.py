@@ -45,7 +45,7 @@ import numpy as np
 
 from ..io.files import AetbenchError
 
-__all__ = ["check_tilt_series_data", "check_angle_count", "check_extent", "tilt_range_deg", "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
+__all__ = ["check_tilt_series_data", "check_angle_count", "check_angles", "check_extent", "tilt_range_deg", "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
            "NEGATIVE_WARN_FRACTION", "FEW_PROJECTIONS", "MIN_TILT_RANGE_DEG", "FILL_WARN_FRACTION"]
 
 #: a pixel above this factor × the series' 99.9th percentile of |value| makes the data unusable
@@ -90,6 +90,29 @@ def tilt_range_deg(angles_deg) -> float:
     beams = R[:, 2, :]           # the beam axis (beam-frame z) in the object frame: row 2 of each R
     cos = np.clip(beams @ beams.T, -1.0, 1.0)
     return float(np.degrees(np.arccos(cos.min()))) if len(beams) > 1 else 0.0
+
+
+def check_angles(angles_deg, source: str = "tilt series") -> list[str]:
+    """Projection count and tilt range of a series' Euler angles (n, 3) [deg].
+
+    Raises :class:`AetbenchError` for no or a single projection; warns for fewer than
+    :data:`FEW_PROJECTIONS` projections and a tilt range below :data:`MIN_TILT_RANGE_DEG`.
+    """
+    angles = np.asarray(angles_deg, dtype=float).reshape(-1, 3)
+    n = len(angles)
+    if n == 0:
+        raise AetbenchError(f"{source}: no projections")
+    if n == 1:
+        raise AetbenchError(f"{source}: a single projection holds no 3D information; tomography needs a tilt "
+                            f"series (≥ {FEW_PROJECTIONS} projections over ≥ {MIN_TILT_RANGE_DEG:g}°)")
+    warnings = []
+    if n < FEW_PROJECTIONS:
+        warnings.append(f"{source}: only {n} projections (< {FEW_PROJECTIONS}); expect streaks and missing atoms")
+    rng = tilt_range_deg(angles)
+    if rng < MIN_TILT_RANGE_DEG:
+        warnings.append(f"{source}: tilt range {rng:.1f}° (< {MIN_TILT_RANGE_DEG:g}°): the missing wedge elongates "
+                        "atoms along the beam")
+    return warnings
 
 
 def _check_values(img: np.ndarray, source: str, phase: bool) -> list[str]:
@@ -204,22 +227,11 @@ def check_tilt_series_data(ts, truth=None, *, source: str = "tilt series") -> li
     if img.ndim != 3:
         raise AetbenchError(f"{source}: images have shape {img.shape}; expected (n, nx, ny)")
     check_angle_count(img.shape[0], ts.angles, source)
-    n = img.shape[0]
-    if n == 0:
-        raise AetbenchError(f"{source}: no projections")
+    angle_warnings = check_angles(ts.angles, source)
     if not np.all(np.isfinite(img)):
         raise AetbenchError(f"{source}: projections contain NaN or infinite values")
-    if n == 1:
-        raise AetbenchError(f"{source}: a single projection holds no 3D information; tomography needs a tilt "
-                            f"series (≥ {FEW_PROJECTIONS} projections over ≥ {MIN_TILT_RANGE_DEG:g}°)")
     phase = "phase" in str(ts.metadata.get("units", "")).lower()
-    warnings = _check_values(img, source, phase)
-    if n < FEW_PROJECTIONS:
-        warnings.append(f"{source}: only {n} projections (< {FEW_PROJECTIONS}); expect streaks and missing atoms")
-    rng = tilt_range_deg(ts.angles)
-    if rng < MIN_TILT_RANGE_DEG:
-        warnings.append(f"{source}: tilt range {rng:.1f}° (< {MIN_TILT_RANGE_DEG:g}°): the missing wedge elongates "
-                        "atoms along the beam")
+    warnings = _check_values(img, source, phase) + angle_warnings
     if truth is not None:
         warnings += check_extent(truth, ts.angles, ts.shape, ts.pixel_size, source)
     return warnings

@@ -406,3 +406,12 @@ def test_shipped_scenario_estimates():
     assert 3 * 60 < est["smoke-pty"].seconds < 30 * 60                                # measured 8.6 min
     assert 10 * 86400 < est["paper/asi20k-abtem"].seconds < 200 * 86400               # notes: ~43 days on 2 cores
     assert est["paper/sio2-pty"].memory_bytes > 49 * 2**30                            # ~2 GB of patterns × 49 tilts
+
+
+def test_simulated_single_projection_refused_before_simulating(tmp_path, capsys):
+    p = _tiny(tmp_path)
+    p.write_text(p.read_text().replace("tilt = { start = -60.0, stop = 60.0, step = 20.0 }", "tilt = { angles = [0.0] }"))
+    rc, out, err, reports, cache = _run(tmp_path, p, capsys)
+    _one_error(rc, err, r"simulation\.tilt: a single projection holds no 3D information")
+    _no_output(reports)
+    assert not list(cache.rglob("*.h5"))
