@@ -191,7 +191,7 @@ def estimate_scenario(sc) -> Estimate:
     fov = max(nx, ny) * sim.pixel_size
     # structure
     st = sc.structure
-    sec = _RANDOM_S_PER_N2 * atoms**2 if st.source == "random" else _RECIPE_S_PER_ATOM * atoms if st.source == "recipe" else 0.0
+    sec = {"random": _RANDOM_S_PER_N2 * atoms**2, "recipe": _RECIPE_S_PER_ATOM * atoms}.get(st.source, 0.0)
     mem = _BYTES_PER_VOXEL * vox + _BYTES_PER_PIXEL * pixels
     n_series = n_doses
     if sim.model == "linear":

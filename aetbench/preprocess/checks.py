@@ -45,7 +45,8 @@ import numpy as np
 
 from ..io.files import AetbenchError
 
-__all__ = ["check_tilt_series_data", "check_angle_count", "check_angles", "check_extent", "tilt_range_deg", "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
+__all__ = ["check_tilt_series_data", "check_angle_count", "check_angles", "check_extent", "tilt_range_deg",
+           "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",
            "NEGATIVE_WARN_FRACTION", "FEW_PROJECTIONS", "MIN_TILT_RANGE_DEG", "FILL_WARN_FRACTION"]
 
 #: a pixel above this factor × the series' 99.9th percentile of |value| makes the data unusable
@@ -130,7 +131,8 @@ def _check_values(img: np.ndarray, source: str, phase: bool) -> list[str]:
     absolute = np.abs(flat).sum(dtype=np.float64)
     negative = -flat[flat < 0].sum(dtype=np.float64)
     if bad.size:
-        raise AetbenchError(f"{source}: {bad.size} of {n} projections have a total ≤ 0 (projections {_indices(bad)}): "
+        raise AetbenchError(f"{source}: {bad.size} of {n} projections have a total ≤ 0 "
+                            f"(projections {_indices(bad)}): "
                             "negated or background-subtracted data? expected non-negative counts or intensities")
     if negative > 0.5 * absolute:
         raise AetbenchError(f"{source}: negative pixels carry {100 * negative / absolute:.0f} % of the signal: "

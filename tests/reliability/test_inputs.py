@@ -204,7 +204,8 @@ def _run(tmp_path, scenario, capsys, *extra):
     ({"step": 1e-7}, r"needs about .*[GT]iB.*1,200,000,001 projections.*this machine has .* of memory.*--force"),
     ({"image_size": 2048}, r"needs about .*[GT]iB.*2048×2048×2048.*--force"),
     ({"n_atoms": 2000000}, r"needs about .* days .*2,000,000 atoms.*> 24 h.*--force"),
-    ({"dose": "1e30"}, r"simulation\.doses\[0\]: 1e\+30 e/Å² per projection is beyond any experiment; expected ≤ 1e\+12"),
+    ({"dose": "1e30"},
+     r"simulation\.doses\[0\]: 1e\+30 e/Å² per projection is beyond any experiment; expected ≤ 1e\+12"),
     ({"element": "Qq"}, r"structure\.element: 'Qq' is not a chemical symbol"),
     ({"element": "x"}, r"structure\.element: expected one chemical symbol"),
     ({"n_atoms": 400}, r"random-Si400: the ground truth spans .* field of view is 9\.6 × 9\.6 Å .*does not fit"),
@@ -410,7 +411,8 @@ def test_shipped_scenario_estimates():
 
 def test_simulated_single_projection_refused_before_simulating(tmp_path, capsys):
     p = _tiny(tmp_path)
-    p.write_text(p.read_text().replace("tilt = { start = -60.0, stop = 60.0, step = 20.0 }", "tilt = { angles = [0.0] }"))
+    p.write_text(p.read_text().replace("tilt = { start = -60.0, stop = 60.0, step = 20.0 }",
+                                       "tilt = { angles = [0.0] }"))
     rc, out, err, reports, cache = _run(tmp_path, p, capsys)
     _one_error(rc, err, r"simulation\.tilt: a single projection holds no 3D information")
     _no_output(reports)
