@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
 
     out = run_scenario(_resolve_scenario(args.scenario), reports_root=args.reports, cache_dir=args.cache_dir,
                        quiet=args.quiet, scheduler=args.scheduler, device=args.device,
-                       save_volumes=args.save_volumes)
+                       save_volumes=args.save_volumes, force=args.force)
     print(f"report: {out / 'report.md'}")
     if not args.quiet:
         text = (out / "report.md").read_text()
@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for simulations")
     r.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="abTEM device")
     r.add_argument("--save-volumes", action="store_true", help="also write reconstructed volumes (HDF5)")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the memory/time estimate exceeds this machine")
     r.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="list scenarios and methods")

@@ -273,7 +273,10 @@ def _input_cases(sc: Scenario) -> list[Case]:
             key = cache.content_hash("hdf5", cache.file_digest(proj))
 
             def make(proj=proj) -> TiltSeries:
-                return TiltSeries.read(proj)
+                try:
+                    return TiltSeries.read(proj)
+                except ValueError as e:  # inconsistent arrays, e.g. 6 angle rows for 5 projections
+                    raise AetbenchError(f"{proj}: {e}") from None
         label = inp.label or proj.parent.name or proj.stem
         out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
     return out
@@ -281,6 +284,70 @@ def _input_cases(sc: Scenario) -> list[Case]:
 
 def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None, device="cpu") -> list[Case]:
     return _input_cases(sc) if sc.input else _simulated_cases(sc, cache_dir, progress, scheduler, device)
+
+
+# --------------------------------------------------------------------------- data checks
+
+def _check_cases(all_cases: list[Case], cache_dir: Path, sc: Scenario) -> list[str]:
+    """Run :func:`aetbench.preprocess.checks.check_tilt_series_data` on every case before any output.
+
+    Errors stop the run (one line, nothing written); warnings are printed on stderr and
+    returned for the report.  A simulated particle is checked against the field of view
+    before anything is simulated.  The warnings of a case are cached (keyed by the case, its
+    truth and the checks' code), so a rerun whose cells are all cached does not load the series again.
+    """
+    import sys
+
+    from .io.models import model_warnings
+    from .preprocess.checks import check_angles, check_tilt_series_data
+
+    if sc.simulation is not None:   # geometry known up front: refuse what cannot work before simulating
+        # (the particle against the field was checked with the rotation centre by check_field when the cases were made)
+        th = sc.simulation.tilt.thetas()
+        check_angles(np.stack([np.zeros_like(th), th, np.zeros_like(th)], axis=1), source=f"{sc.path}: simulation.tilt")
+
+    code = cache.code_fingerprint("preprocess/checks.py", "io/models.py")
+    out: list[str] = []
+    for case in all_cases:
+        truth_key = None if case.truth is None else (case.truth.positions, list(map(str, case.truth.elements)))
+        path = cache_dir / "checks" / f"{cache.content_hash('checks', case.key, truth_key, code)}.json"
+        found = None
+        if path.exists():
+            try:
+                found = json.loads(path.read_text())
+                found = found if isinstance(found, list) and all(isinstance(w, str) for w in found) else None
+            except (OSError, ValueError):
+                found = None   # unreadable entry: check again
+        if found is None:
+            source = f"{case.structure} dose {case.dose:g}"
+            found = check_tilt_series_data(experiment_view(case.make()), case.truth, source=source)
+            if case.truth is not None:
+                found += model_warnings(case.truth, f"{source}: ground truth")
+            with atomic_write_path(path) as tmp:
+                tmp.write_text(json.dumps(found))
+        for w in found:
+            print(f"aetbench: warning: {w}", file=sys.stderr)
+        out += found
+    return out
+
+
+def _axes_warning(model: AtomicModel, case: Case, inp, cutoff: float, tag: str) -> str | None:
+    """A one-line warning when the paper-protocol rate is poor and another truth axes convention is far better.
+
+    See :func:`aetbench.score.command.axes_hint` (the 48 signed axis permutations of the truth).
+    """
+    from .score import score
+    from .score.command import POOR_RATE_PCT, axes_hint
+
+    df = score(model, case.truth, cutoff=cutoff, protocol="paper")
+    rate = 100.0 * float(df["identified"].sum()) / max(float(df["n_truth"].sum()), 1.0)
+    if rate >= POOR_RATE_PCT:
+        return None
+    hint = axes_hint(model, case.truth, cutoff=cutoff, protocol="paper", truth_axes=inp.truth_axes or None)
+    if hint is None:
+        return None
+    return (f"{tag}: only {rate:.2f} % identified; truth_axes = \"{hint[0]}\" would give {hint[1]:.2f} % "
+            "(paper protocol): check the input's axis convention")
 
 
 # --------------------------------------------------------------------------- traced-model cache
@@ -358,17 +425,24 @@ class _RunFolder:
 # --------------------------------------------------------------------------- runner
 
 def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=False, scheduler=None,
-                 device="cpu", save_volumes=False, out_dir=None) -> Path:
+                 device="cpu", save_volumes=False, out_dir=None, force=False) -> Path:
     """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder.
 
     The folder is ``out_dir`` if given, else a new ``reports_root/<name>/<timestamp>-<random>``
     (see :class:`_RunFolder`).  With ``save_volumes`` every cell is reconstructed even when its
     traced model is cached (the cache holds no volumes), so the volumes are always written.
+    Before any work the memory and time are estimated (:func:`aetbench.estimate.check_resources`);
+    a run beyond this machine is refused unless ``force`` or a ``scheduler`` or GPU is given.
+    Every tilt series is checked (:func:`aetbench.preprocess.checks.check_tilt_series_data`)
+    before the report folder is made; its warnings go to stderr and into the report.
     """
+    from .estimate import check_resources
+
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
     check_name(sc.name, f"{sc.path or 'scenario'}: name")
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    check_resources(sc, force=force, scheduler=scheduler, device=device)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures"):
         remove_stale_parts(cache_dir / sub)  # left by killed runs
@@ -388,9 +462,11 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
 
     progress = progress_enabled(quiet)
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
+    data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows, warnings = [], {}, [], []
+    rows, details, stage_rows = [], {}, []
+    warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
@@ -428,6 +504,11 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
                 rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                              "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
                              "reference": case.reference, **r})
+        if sc.input:  # external truth: a poor score may be a wrong axis convention, never guessed silently
+            hint = _axes_warning(traced.atoms(), case, sc.input[all_cases.index(case)], sc.scoring.cutoff, tag)
+            if hint:
+                print(f"aetbench: warning: {hint}", file=sys.stderr)
+                data_warnings.append(hint)
         details[tag] = (case, score_details(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol="strict"))
         warn = spread_warning(traced.atoms(), case.truth, sc.scoring.cutoff)
         if warn:
