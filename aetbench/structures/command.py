@@ -20,7 +20,8 @@ __all__ = ["build_structure", "build_from_recipe", "structure_metrics", "add_arg
 
 
 def _cache_paths(rec: Recipe, seed: int, cache_dir) -> tuple[Path, Path]:
-    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures"))
+    # the cached metrics hold ring counts from score/rings.py (the one ring counter): its source is in the key
+    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures", "score/rings"))
     d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stem = d / "structures" / f"{rec.name}-{key}"
     return stem.with_suffix(".extxyz"), stem.with_suffix(".json")
