@@ -24,7 +24,8 @@ __all__ = ["build_structure", "build_from_recipe", "structure_metrics", "add_arg
 
 def _cache_paths(rec: Recipe, seed: int, cache_dir) -> tuple[Path, Path]:
     check_name(rec.name, f"{rec.path}: name")
-    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures"), ENTRY_FORMAT)
+    # the cached metrics hold ring counts from score/rings.py (the one ring counter): its source is in the key
+    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures", "score/rings"), ENTRY_FORMAT)
     d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     stem = f"{rec.name}-{key}"
     return safe_join(d, "structures", f"{stem}.extxyz"), safe_join(d, "structures", f"{stem}.json")
