@@ -4,7 +4,7 @@ escape, clean interrupts and dead schedulers.
 Every case runs the real command (``aetbench.cli.main`` in-process, or ``python -m aetbench.cli`` where a
 separate process is the point: concurrency, signals) and asserts the exit status, the one-line message on
 stderr and that nothing partial is left behind (no ``.part`` files, no empty report folders).  The scenario
-is the smallest that exercises the whole pipeline: 12 random Si atoms, 24×24 pixels, 7 tilts, FBP, two doses.
+is the smallest that exercises the whole pipeline: 12 random Si atoms, 24×24 pixels, 11 tilts, FBP, two doses.
 In-process runs skip rendering the report's PNGs (``fast_plots``: the files are still written atomically,
 as placeholders); the subprocess runs (concurrency) render everything.
 """
@@ -39,7 +39,7 @@ n_atoms = 12
 [simulation]
 pixel_size = 0.4
 image_size = 24
-tilt = {{ start = -60.0, stop = 60.0, step = 20.0 }}
+tilt = {{ start = -60.0, stop = 60.0, step = 12.0 }}
 doses = [1e7, 1e6]
 background = 0.0
 """
