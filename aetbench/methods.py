@@ -22,6 +22,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
+import numpy as np
+
 from .io.files import AetbenchError
 from .types import TiltSeries, TracedModel, Volume
 
@@ -159,6 +161,21 @@ class MethodResult:
     preprocessed: TiltSeries
 
 
+def _with_refined_geometry(ts: TiltSeries, volume: Volume) -> TiltSeries:
+    """``ts`` with the angles [deg] and extra shifts [pixels] a reconstruction refined (``refined_angles``,
+    ``refined_shifts_px`` in its metadata), so that later stages use the geometry the volume was built with."""
+    meta = volume.metadata
+    if "refined_angles" in meta:
+        ts = replace(ts, angles=np.asarray(meta["refined_angles"], dtype=float))
+    if "refined_shifts_px" in meta:
+        from .preprocess.align import shift_images
+
+        extra = np.asarray(meta["refined_shifts_px"], dtype=float)
+        total = extra + np.asarray(ts.metadata.get("align_shifts_px", np.zeros_like(extra)), dtype=float)
+        ts = ts.with_images(shift_images(ts.images, extra), align_shifts_px=total.tolist())
+    return ts
+
+
 def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int = 0,
                progress: bool = False) -> MethodResult:
     """Run every step of ``method`` on ``ts``; returns the traced model, the volume and seconds per stage."""
@@ -172,6 +189,7 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
             ts = fn(ts, **step.params)
         elif step.stage == "reconstruct":
             volume = fn(ts, progress=progress, **step.params)
+            ts = _with_refined_geometry(ts, volume)
         elif step.stage == "trace":
             traced = fn(volume, **step.params)
         elif step.stage == "classify":
