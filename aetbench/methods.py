@@ -116,12 +116,16 @@ METHODS: dict[str, Method] = {
          Step("reconstruct", f"{_REC}.fbp:fbp", {"filter": "hann"}),
          _simple_trace, _classify)),
     "liao2026": Method(
-        "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, RESIRE, "
+        "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, alignment "
+                    "(centre of mass + projection matching), RESIRE with per-projection angle refinement, "
                     "sub-voxel peak tracing, multi-step k-means, position refinement against the projections",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "bm3d-like"}),
          Step("preprocess", f"{_PRE}.background:subtract_background", {}),
          Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
-         Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 200, "step": 1.0}),
+         Step("preprocess", f"{_PRE}.align:align_projections", {"rounds": 5, "iterations": 10}),
+         Step("reconstruct", f"{_REC}.angles:resire_refine_angles",
+              {"iterations": 200, "step": 1.0, "refine_after": 60, "refine_every": 20, "rounds": 3,
+               "half_set_rounds": 2}),
          Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.9, "oversampling": 1}),
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}),
          Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
@@ -176,6 +180,15 @@ def _with_refined_geometry(ts: TiltSeries, volume: Volume) -> TiltSeries:
     return ts
 
 
+def _scaled_raw(raw: TiltSeries, ts: TiltSeries) -> TiltSeries:
+    """The measured series with the beam-current factors a normalisation found (``normalise_scale``)
+    applied, so that fits to the raw counts see the same per-projection intensity as the volume."""
+    scale = ts.metadata.get("normalise_scale")
+    if scale is None:
+        return raw
+    return raw.with_images(np.asarray(raw.images, dtype=float) * np.asarray(scale, dtype=float)[:, None, None])
+
+
 def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int = 0,
                progress: bool = False) -> MethodResult:
     """Run every step of ``method`` on ``ts``; returns the traced model, the volume and seconds per stage."""
@@ -195,7 +208,7 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
         elif step.stage == "classify":
             traced = fn(traced, volume, elements=list(elements), seed=seed, **step.params)
         elif step.stage == "refine":
-            traced = fn(traced, volume, ts, raw=raw, **step.params)
+            traced = fn(traced, volume, ts, raw=_scaled_raw(raw, ts), **step.params)
         else:  # pragma: no cover - guarded by construction
             raise AetbenchError(f"method {method.name}: unknown stage {step.stage!r}")
         seconds[step.stage] = seconds.get(step.stage, 0.0) + time.perf_counter() - t0
