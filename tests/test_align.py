@@ -114,7 +114,7 @@ def test_wrong_angle_shape_is_one_line_error(clean):
 
 
 def test_normalise_undoes_beam_current_scaling(clean):
-    ts = artefacts.apply_intensity_scaling(clean, 0.1, seed=2)
+    ts = artefacts.apply_intensity_scaling(clean, 0.05, seed=2)
     f = np.asarray(ts.metadata["truth"]["intensity_scale"])
     out = normalise_intensity(ts)
     ratio = np.asarray(out.metadata["normalise_scale"]) * f
