@@ -71,7 +71,8 @@ def _check_angles(angles, n: int, name: str = "angles") -> np.ndarray:
 
 def refine_projection_geometry(volume, images, angles_deg, *, shifts_px=None, steps: int = 3,
                                h_deg: float = 0.2, max_step_deg: float = 1.0, max_shift_px: float = 1.0,
-                               refine_shifts: bool = True, damping: float = 1e-3, lowpass_sigma_px: float = 0.0,
+                               refine_shifts: bool = True, damping: float = 1e-3, ridge: float = 0.05,
+                               lowpass_sigma_px: float = 0.0,
                                volume_for=None) -> dict:
     """Per-projection Gauss–Newton refinement of Euler angles and shifts against a fixed volume.
 
@@ -95,6 +96,11 @@ def refine_projection_geometry(volume, images, angles_deg, *, shifts_px=None, st
         Refine the shifts with the angles (else they stay fixed).
     damping : float
         Levenberg–Marquardt damping, relative to the diagonal of JᵀJ.
+    ridge : float
+        Ridge on the angle block, relative to that projection's mean angle
+        curvature (trace / 3): directions the data hardly constrain (phi − psi
+        near the gimbal lock at theta = ±90°) stay put instead of following
+        the noise.
     lowpass_sigma_px : float
         Gaussian low-pass [pixels] of re-projections and measurements before
         comparing (0: none).
@@ -117,9 +123,9 @@ def refine_projection_geometry(volume, images, angles_deg, *, shifts_px=None, st
     ang = _check_angles(angles_deg, n).copy()
     sh = np.zeros((n, 2)) if shifts_px is None else np.asarray(shifts_px, dtype=float).reshape(n, 2).copy()
     steps = check_positive_int(steps, "steps")
-    if not (h_deg > 0 and max_step_deg > 0 and max_shift_px > 0 and damping >= 0):
+    if not (h_deg > 0 and max_step_deg > 0 and max_shift_px > 0 and damping >= 0 and ridge >= 0):
         raise AetbenchError("refine_projection_geometry: h_deg > 0 deg, max_step_deg > 0 deg, max_shift_px > 0 px, "
-                            "damping ≥ 0 required")
+                            "damping ≥ 0, ridge ≥ 0 required")
     ims = b.shape[1:]
     bnorm = float((b ** 2).sum())
     lp = (lambda a: ndimage.gaussian_filter(a, (0, lowpass_sigma_px, lowpass_sigma_px))) if lowpass_sigma_px > 0 \
@@ -151,8 +157,10 @@ def refine_projection_geometry(volume, images, angles_deg, *, shifts_px=None, st
         Jf = J.reshape(n, npar, -1)
         A = np.einsum("kpi,kqi->kpq", Jf, Jf)
         g = np.einsum("kpi,ki->kp", Jf, r.reshape(n, -1))
+        curv = np.einsum("kpp->kp", A)[:, :3].mean(axis=1)
         A = A + damping * np.einsum("kpp->kp", A)[:, :, None] * np.eye(npar) \
             + 1e-12 * np.abs(A).max() * np.eye(npar)
+        A[:, :3, :3] += ridge * curv[:, None, None] * np.eye(3)
         d = -np.linalg.solve(A, g[..., None])[..., 0]
         d[:, :3] = np.clip(d[:, :3], -max_step_deg, max_step_deg)
         if refine_shifts:
