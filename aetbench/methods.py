@@ -120,22 +120,23 @@ METHODS: dict[str, Method] = {
                     "sub-voxel peak tracing, multi-step k-means, position refinement against the projections",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "bm3d-like"}),
          Step("preprocess", f"{_PRE}.background:subtract_background", {}),
-         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
+         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {"window": "image"}),
          Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 200, "step": 1.0}),
          Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.9, "oversampling": 1}),
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}),
          Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
-    # Alignment and angle refinement are NOT in liao2026's defaults: on the paper's own error-free aSi208 data
-    # they lowered the low-dose results (8.0e3: 96.63 % / 26.42 pm, 1.6e4: 99.52 % / 10.27 pm against
-    # 98.08 % / 25.88 pm and 100 % / 9.75 pm without), while on simulated data with drift and angle errors they
-    # recover 100 % / 2.22 pm at 1.6e5 (errors scenario, issue 14).
+    # Alignment, angle refinement and the beam-current normalisation are NOT in liao2026's defaults: on the
+    # paper's own error-free aSi208 data they lowered the low-dose results (8.0e3: 96.63 % / 26.42 pm,
+    # 1.6e4: 99.52 % / 10.27 pm against 98.08 % / 25.88 pm and 100 % / 9.75 pm without; the windowed /
+    # raw-scaled normalisation alone moved them by ±0.5 pm), while on simulated data with drift, angle and
+    # current errors they recover 100 % / 2.22 pm at 1.6e5 (errors scenario, issue 14).
     "liao2026-robust": Method(
         "liao2026-robust", "liao2026 for data with experimental errors: denoising, background, normalisation, "
                            "alignment (centre of mass + projection matching), RESIRE with per-projection "
                            "angle and shift refinement, tracing, k-means, position refinement",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "bm3d-like"}),
          Step("preprocess", f"{_PRE}.background:subtract_background", {}),
-         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}),
+         Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {"window": "support", "beam_current": True}),
          Step("preprocess", f"{_PRE}.align:align_projections", {"rounds": 5, "iterations": 10}),
          Step("reconstruct", f"{_REC}.angles:resire_refine_angles",
               {"iterations": 200, "step": 1.0, "refine_after": 60, "refine_every": 20, "rounds": 3,
@@ -195,10 +196,10 @@ def _with_refined_geometry(ts: TiltSeries, volume: Volume) -> TiltSeries:
 
 
 def _scaled_raw(raw: TiltSeries, ts: TiltSeries) -> TiltSeries:
-    """The measured series with the beam-current factors a normalisation found (``normalise_scale``)
-    applied, so that fits to the raw counts see the same per-projection intensity as the volume."""
+    """The measured series with the beam-current factors a normalisation found (``normalise_scale``, when
+    it declared them beam-current corrections: ``normalise_beam_current``) applied, so that fits to the raw counts see the same per-projection intensity as the volume."""
     scale = ts.metadata.get("normalise_scale")
-    if scale is None:
+    if scale is None or not ts.metadata.get("normalise_beam_current", False):
         return raw
     return raw.with_images(np.asarray(raw.images, dtype=float) * np.asarray(scale, dtype=float)[:, None, None])
 

@@ -7,8 +7,8 @@ brighter per pixel over a smaller width).  Probe-current drift multiplies a
 whole projection by a factor, so each projection is scaled to the common mean
 total — the physics rule.
 
-To make the totals robust they are summed over a *common window*, not the
-whole image: the union over all projections of each particle's support
+To make the totals robust they can be summed over a *common window*
+(``window="support"``) instead of the whole image: the union over all projections of each particle's support
 (smoothed intensity above ``n_sigma`` × the background noise, dilated by
 ``margin_px``).  Pixels outside it hold only background noise (and any
 background-level error), which would add scatter to the totals without
@@ -49,8 +49,8 @@ def common_window(images, *, smooth_sigma_px: float = 2.0, n_sigma: float = 3.0,
     return ndimage.binary_dilation(win, iterations=int(margin_px)) if margin_px > 0 else win
 
 
-def normalise_intensity(ts: TiltSeries, *, target: str | float = "mean", window: str = "support",
-                        margin_px: int = 4, warn_rel: float = 0.3) -> TiltSeries:
+def normalise_intensity(ts: TiltSeries, *, target: str | float = "mean", window: str = "image",
+                        margin_px: int = 4, warn_rel: float = 0.3, beam_current: bool = False) -> TiltSeries:
     """Scale each projection so that all totals are equal.
 
     Parameters
@@ -61,14 +61,21 @@ def normalise_intensity(ts: TiltSeries, *, target: str | float = "mean", window:
         Common total [counts per projection]: the mean (default) or median of
         the current totals, or an explicit positive number.
     window : {"support", "image"}
-        Sum over the common particle window (:func:`common_window`, default)
-        or over the whole image.
+        Sum over the common particle window (:func:`common_window`) or over the
+        whole image (default, the earlier behaviour that the paper-data results
+        were measured with).
     margin_px : int
         Dilation of the window [pixels].
     warn_rel : float
         Warn when a projection needs a correction larger than this relative
         amount (a projection cut by the field of view, or a failed background
         subtraction, also changes the total).
+    beam_current : bool
+        Declare the factors beam-current corrections of the measurement
+        (metadata ``normalise_beam_current``): :func:`aetbench.methods.run_method`
+        then applies them to the raw projections that position refinement fits
+        too.  Off by default: with a stable current the factors only carry the
+        shot noise of the totals.
 
     Returns
     -------
@@ -100,4 +107,5 @@ def normalise_intensity(ts: TiltSeries, *, target: str | float = "mean", window:
         warnings.warn(f"normalise_intensity: projection {k} scaled by {scale[k]:.3f} (> ±{warn_rel:.0%}); "
                       "check its background or field of view", stacklevel=2)
     return ts.with_images(img * scale[:, None, None], normalise_scale=[float(s) for s in scale],
-                          normalise_total=goal, normalise_window_px=int(mask.sum()))
+                          normalise_total=goal, normalise_window_px=int(mask.sum()),
+                          normalise_beam_current=bool(beam_current))
