@@ -66,7 +66,8 @@ from ..io.files import AetbenchError
 from ..types import AtomicModel, TiltSeries
 
 __all__ = ["Profile", "BoundResult", "fit_profile", "tier_profile", "case_profile", "rotation_centre",
-           "joint_bound", "fisher_matrix", "bound_for_case", "atom_sigma_pm", "DENSE_MAX_ATOMS", "REACH_W"]
+           "joint_bound", "fisher_matrix", "bound_for_case", "atom_sigma_pm", "profile_at_dose", "grid_angles",
+           "bound_grid", "DENSE_MAX_ATOMS", "REACH_W"]
 
 #: footprint of one atom in units of its width (the linear tier's renderer cut)
 REACH_W = 4.5
@@ -685,3 +686,37 @@ def atom_sigma_pm(ts: TiltSeries, model: AtomicModel, *, centre=None, method: st
     prof = fit_profile(ts, model, centre=c0)
     res = joint_bound(model, ts.angles, ts.shape, ts.pixel_size, prof, centre=c0, method=method)
     return res.per_atom_pm, prof
+
+
+def profile_at_dose(profile: Profile, dose: float, pixel_size: float) -> Profile:
+    """The same atoms and background [counts/px] at another dose (counts scale with dose; phase images unchanged)."""
+    from dataclasses import replace
+
+    if profile.noise != "poisson":
+        return profile
+    return replace(profile, scale=float(dose) * pixel_size ** 2)
+
+
+def grid_angles(n_tilts: int, tilt_range_deg) -> np.ndarray:
+    """``n_tilts`` single-axis tilts about y evenly spaced over ``tilt_range_deg = (start, stop)`` inclusive [deg]."""
+    start, stop = (float(x) for x in tilt_range_deg)
+    if n_tilts < 1:
+        raise AetbenchError(f"tilts: expected a number of tilts >= 1, got {n_tilts}")
+    return geometry.single_axis_angles(np.linspace(start, stop, int(n_tilts)) if n_tilts > 1 else [start])
+
+
+def bound_grid(model: AtomicModel, profile: Profile, *, shape, pixel_size: float, centre, doses, tilt_counts,
+               tilt_range_deg, method: str = "auto") -> list[dict]:
+    """Joint bound over a dose [e/Å²] × number-of-tilts grid (single-axis, :func:`grid_angles`).
+
+    Returns one dict per cell: ``dose``, ``n_tilts``, ``rms_pm``, ``median_pm``, ``max_pm``.
+    """
+    rows = []
+    for n_t in tilt_counts:
+        angles = grid_angles(int(n_t), tilt_range_deg)
+        for dose in doses:
+            prof = profile_at_dose(profile, float(dose), pixel_size)
+            r = joint_bound(model, angles, shape, pixel_size, prof, centre=centre, method=method)
+            rows.append({"dose": float(dose), "n_tilts": int(n_t), "rms_pm": r.rms_pm, "median_pm": r.median_pm,
+                         "max_pm": r.max_pm})
+    return rows
