@@ -163,3 +163,79 @@ def test_paper_asi208_bound(paper_data):
         assert prof.amplitude_A2["Si"] == pytest.approx(1.70e-3, rel=0.03)
         assert prof.background == pytest.approx(1.01, abs=0.12)
         assert prof.chi2_per_pixel < 1.03
+
+
+_TINY = """
+name = "tiny-limits"
+seed = 0
+methods = ["sirt"]
+[structure]
+source = "random"
+n_atoms = 40
+[simulation]
+model = "linear"
+pixel_size = 0.3
+image_size = 48
+tilt = { start = -60.0, stop = 60.0, step = 10.0 }
+doses = [1e4, 1e5]
+background = 1.0
+[scoring]
+cutoff = 0.9
+"""
+
+
+def test_limits_command_json_and_map(tmp_path, capsys):
+    import json
+
+    from aetbench.cli import main
+
+    toml = tmp_path / "tiny.toml"
+    toml.write_text(_TINY)
+    cache = str(tmp_path / "cache")
+    assert main(["limits", str(toml), "--json", "--cache-dir", cache]) == 0
+    res = json.loads(capsys.readouterr().out)
+    b = [c["bound"]["rms_pm"] for c in res["cases"]]
+    assert [c["dose"] for c in res["cases"]] == [1e4, 1e5]
+    assert b[0] > b[1] > 0 and all(c["profile"]["source"] == "linear-tier" for c in res["cases"])
+    # a finished report's precisions are overlaid on the map
+    rep = tmp_path / "report"
+    rep.mkdir()
+    import pandas as pd
+
+    pd.DataFrame([{"structure": "random-Si40", "dose": 1e4, "method": "sirt", "element": "Si", "protocol": "paper",
+                   "precision_pm": 2 * b[0]}]).to_csv(rep / "scores.csv", index=False)
+    assert main(["limits", str(toml), "--cache-dir", cache, "--doses", "1e4,1e5", "--tilts", "7,13",
+                 "--report", str(rep)]) == 0
+    text = capsys.readouterr().out
+    assert "grid" in text and (rep / "limits.png").stat().st_size > 5000
+    grid = json.loads((rep / "limits.json").read_text())["grid"]["cells"]
+    cell = {(c["dose"], c["n_tilts"]): c["rms_pm"] for c in grid}
+    assert cell[(1e4, 13)] == pytest.approx(b[0], rel=1e-6)   # the case's own geometry: same number
+    assert cell[(1e4, 7)] > cell[(1e4, 13)] > cell[(1e5, 13)]  # fewer tilts or less dose: a larger bound
+
+
+def test_report_rows_and_sigma_column(tmp_path):
+    """scores.csv bound columns → report table rows; the traced extxyz carries sigma_pm."""
+    import ase.io
+    import pandas as pd
+
+    from aetbench.report.markdown import physical_limit, with_published
+
+    summary = {"by_element_pm": {"Si": 9.4}}
+    rows = []
+    for m, prec in [("liao2026", 9.75), ("sirt", 20.0)]:
+        r = {"structure": "aSi208", "dose": 1.6e4, "method": m, "element": "Si", "protocol": "paper",
+             "precision_pm": prec, "rate_pct": 100.0, "reference": "liao2026/aSi208"}
+        rows.append({**r, **B.bound_columns(r, summary)})
+    df = pd.DataFrame(rows)
+    assert df["precision_over_bound"].tolist() == pytest.approx([9.75 / 9.4, 20 / 9.4])
+    lim = physical_limit(df)
+    assert lim.loc[0, "physical_limit_pm"] == 9.4
+    assert lim.loc[0, "liao2026 / limit"] == pytest.approx(9.75 / 9.4)
+    assert lim.loc[0, "paper / limit"] == pytest.approx(17.31 / 9.4)
+    assert with_published(df)["paper_over_bound"].iloc[0] == pytest.approx(17.31 / 9.4)
+    assert np.isnan(B.bound_columns({"element": "O", "precision_pm": 5.0}, summary)["precision_over_bound"])
+    m = AtomicModel([[0, 0, 0], [1, 2, 3]], ["Si", "Si"])
+    B.write_model_sigma(tmp_path / "m.xyz", m, np.array([3.5, 4.0]))
+    a = ase.io.read(tmp_path / "m.xyz")
+    assert a.arrays["sigma_pm"].tolist() == [3.5, 4.0]

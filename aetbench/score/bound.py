@@ -67,7 +67,8 @@ from ..types import AtomicModel, TiltSeries
 
 __all__ = ["Profile", "BoundResult", "fit_profile", "tier_profile", "case_profile", "rotation_centre",
            "joint_bound", "fisher_matrix", "bound_for_case", "atom_sigma_pm", "profile_at_dose", "grid_angles",
-           "bound_grid", "DENSE_MAX_ATOMS", "REACH_W"]
+           "bound_grid", "cached_case_bound", "bound_columns", "cached_atom_sigma", "write_model_sigma",
+           "DENSE_MAX_ATOMS", "REACH_W"]
 
 #: footprint of one atom in units of its width (the linear tier's renderer cut)
 REACH_W = 4.5
@@ -720,3 +721,70 @@ def bound_grid(model: AtomicModel, profile: Profile, *, shape, pixel_size: float
             rows.append({"dose": float(dose), "n_tilts": int(n_t), "rms_pm": r.rms_pm, "median_pm": r.median_pm,
                          "max_pm": r.max_pm})
     return rows
+
+
+def cached_case_bound(make_ts, truth: AtomicModel, cache_path=None, *, dose: float | None = None) -> dict:
+    """Bound summary of one case at its true positions, cached as JSON at ``cache_path``.
+
+    Returns ``{"rms_pm", "median_pm", "max_pm", "by_element_pm", "method", "profile"}``, or ``{}`` for a noise-free
+    case (no bound) or when the bound cannot be computed (``"error"`` then says why): a report never fails on it.
+    """
+    import json
+    from pathlib import Path
+
+    if dose is not None and not np.isfinite(dose):
+        return {}
+    if cache_path is not None and Path(cache_path).is_file():
+        return json.loads(Path(cache_path).read_text())
+    try:
+        res, prof = bound_for_case(make_ts(), truth)
+        out = {**res.summary(), "profile": prof.to_dict()}
+    except (AetbenchError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+        return {"error": f"{exc.__class__.__name__}: {exc}"}
+    if cache_path is not None:
+        from ..io.files import atomic_write_text
+
+        text = json.dumps(out, default=lambda o: None if isinstance(o, float) and not np.isfinite(o) else float(o))
+        atomic_write_text(cache_path, text.replace("NaN", "null"))
+    return out
+
+
+def bound_columns(row: dict, summary: dict) -> dict:
+    """``bound_pm`` (RMS over the atoms of the row's element) and ``precision_over_bound`` for a score row."""
+    b = (summary or {}).get("by_element_pm", {}).get(str(row.get("element")))
+    prec = row.get("precision_pm")
+    ratio = float(prec) / b if b and prec is not None and np.isfinite(prec) else float("nan")
+    return {"bound_pm": float(b) if b else float("nan"), "precision_over_bound": ratio}
+
+
+def cached_atom_sigma(make_ts, model: AtomicModel, cache_path=None, *, dose: float | None = None):
+    """:func:`atom_sigma_pm` of a traced model, cached as ``.npy``; ``None`` for noise-free data, empty models or
+    when it cannot be computed (a report never fails on it)."""
+    from pathlib import Path
+
+    if len(model) == 0 or (dose is not None and not np.isfinite(dose)):
+        return None
+    if cache_path is not None and Path(cache_path).is_file():
+        return np.load(cache_path)
+    try:
+        sigma, _ = atom_sigma_pm(make_ts(), model)
+    except (AetbenchError, np.linalg.LinAlgError, ValueError, FloatingPointError):
+        return None
+    if cache_path is not None:
+        from ..io.files import atomic_write_path
+
+        with atomic_write_path(cache_path) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, sigma)
+    return sigma
+
+
+def write_model_sigma(path, model: AtomicModel, sigma_pm=None) -> None:
+    """Write ``model`` as extended XYZ with a per-atom ``sigma_pm`` column [pm] when given (atomically)."""
+    from ..io.files import atomic_write_path
+
+    atoms = model.to_ase()
+    if sigma_pm is not None:
+        atoms.arrays["sigma_pm"] = np.asarray(sigma_pm, float)
+    with atomic_write_path(path) as tmp:
+        atoms.write(str(tmp), format="extxyz")
