@@ -3,9 +3,10 @@
 For every case of a scenario the joint Cramér–Rao bound at the true positions
 (:mod:`aetbench.score.bound`) with the tier's profile (linear) or the profile
 fitted to the case's tilt series (everything else).  With a dose and tilt grid,
-the bound of the first structure is evaluated on the grid with the profile of
-its highest-dose case (counts scale with dose, the background in counts/px is
-kept, tilts single-axis about y evenly spaced over the range), and drawn as a
+the bound of the first structure is evaluated on the grid, each grid dose with
+the profile fitted at the nearest case dose (counts scale with dose, the
+background in counts/px is kept, tilts single-axis about y evenly spaced over
+the range), and drawn as a
 map with the measured precisions of a finished report overlaid.
 """
 from __future__ import annotations
@@ -72,14 +73,14 @@ def scenario_limits(scenario, *, doses=None, tilt_counts=None, tilt_range=None, 
             held.setdefault(case.structure, []).append((case, ts, row))
     if (doses or tilt_counts) and held:
         structure = next(iter(held))
-        case, ts, row = max(held[structure], key=lambda t: t[0].dose)
-        prof = Profile(**row["profile"])
+        case, ts, row = held[structure][0]
+        profiles = [(c.dose, Profile(**r["profile"])) for c, _, r in held[structure]]
         doses = list(doses or [c.dose for c, _, _ in held[structure]])
         tilt_counts = list(tilt_counts or [len(ts)])
         rng = tilt_range or row["tilt_range_deg"]
-        out["grid"] = {"structure": structure, "profile_from_dose": case.dose, "tilt_range_deg": list(rng),
+        out["grid"] = {"structure": structure, "profile_doses": [d for d, _ in profiles], "tilt_range_deg": list(rng),
                        "case_n_tilts": len(ts),
-                       "cells": bound_grid(case.truth, prof, shape=ts.shape, pixel_size=ts.pixel_size,
+                       "cells": bound_grid(case.truth, profiles, shape=ts.shape, pixel_size=ts.pixel_size,
                                            centre=row["centre_A"], doses=doses, tilt_counts=tilt_counts,
                                            tilt_range_deg=rng, method=method)}
     return out
@@ -152,7 +153,8 @@ def format_limits(result: dict) -> str:
     if "grid" in result:
         g = result["grid"]
         cells = pd.DataFrame(g["cells"]).pivot(index="n_tilts", columns="dose", values="rms_pm")
-        lines.append(f"\ngrid ({g['structure']}, profile of dose {g['profile_from_dose']:g}, "
+        lines.append(f"\ngrid ({g['structure']}, profiles fitted at doses "
+                     f"{', '.join(f'{d:g}' for d in g['profile_doses'])} (nearest used), "
                      f"tilts {g['tilt_range_deg'][0]:g}…{g['tilt_range_deg'][1]:g}°): RMS bound [pm]")
         lines.append("tilts \\ dose " + " ".join(f"{d:>9.3g}" for d in cells.columns))
         for n, row in cells.iterrows():

@@ -709,20 +709,31 @@ def grid_angles(n_tilts: int, tilt_range_deg) -> np.ndarray:
     return geometry.single_axis_angles(np.linspace(start, stop, int(n_tilts)) if n_tilts > 1 else [start])
 
 
-def bound_grid(model: AtomicModel, profile: Profile, *, shape, pixel_size: float, centre, doses, tilt_counts,
+def bound_grid(model: AtomicModel, profile, *, shape, pixel_size: float, centre, doses, tilt_counts,
                tilt_range_deg, method: str = "auto") -> list[dict]:
     """Joint bound over a dose [e/Å²] × number-of-tilts grid (single-axis, :func:`grid_angles`).
 
-    Returns one dict per cell: ``dose``, ``n_tilts``, ``rms_pm``, ``median_pm``, ``max_pm``.
+    ``profile`` is one :class:`Profile` or a list of ``(dose, Profile)`` (profiles fitted at several doses): each
+    grid dose then uses the profile of the nearest dose in log dose, so that a grid cell at a case's own dose and
+    geometry reproduces that case's bound.
+    Returns one dict per cell: ``dose``, ``n_tilts``, ``rms_pm``, ``median_pm``, ``max_pm``, ``profile_dose``.
     """
+    fitted = [(None, profile)] if isinstance(profile, Profile) else [(float(d), p) for d, p in profile]
+
+    def nearest(dose):
+        if fitted[0][0] is None:
+            return fitted[0]
+        return min(fitted, key=lambda t: abs(np.log(t[0]) - np.log(dose)))
+
     rows = []
     for n_t in tilt_counts:
         angles = grid_angles(int(n_t), tilt_range_deg)
         for dose in doses:
-            prof = profile_at_dose(profile, float(dose), pixel_size)
+            pdose, base = nearest(float(dose))
+            prof = profile_at_dose(base, float(dose), pixel_size)
             r = joint_bound(model, angles, shape, pixel_size, prof, centre=centre, method=method)
             rows.append({"dose": float(dose), "n_tilts": int(n_t), "rms_pm": r.rms_pm, "median_pm": r.median_pm,
-                         "max_pm": r.max_pm})
+                         "max_pm": r.max_pm, "profile_dose": pdose})
     return rows
 
 
