@@ -385,7 +385,9 @@ def fit_profile(ts: TiltSeries, model: AtomicModel, *, centre=None, noise: str |
     the default for non-negative integer images with a known dose) or on the
     Gaussian likelihood (least squares) of other images, at the positions of
     ``model``.  Starts: ``w = width0_A``, ``b`` = median pixel, amplitudes from
-    the total background-free signal shared as ``Z^1.7``.
+    the total background-free signal shared as ``Z^1.7``.  Widths stay within
+    ``(0, max(1.5 Å, 4 px)]``: wider "atoms" only arise when the model is far
+    from the data (e.g. a traced model with many spurious atoms).
 
     Returns
     -------
@@ -437,6 +439,7 @@ def fit_profile(ts: TiltSeries, model: AtomicModel, *, centre=None, noise: str |
         H = np.einsum("kpq,kpr,krs->qs", T, hk, T)
         return st.sum(axis=0), g, H
 
+    w_max = _w_max(pix)  # an atom's projected profile is never wider (guards fits of spurious models)
     free = np.ones(theta.size, bool)
     if not fit_shift:
         free[-3:] = False
@@ -452,7 +455,8 @@ def fit_profile(ts: TiltSeries, model: AtomicModel, *, centre=None, noise: str |
         improved = False
         for _ in range(30):
             trial = theta + step * d
-            if np.all(trial[:2 * n_el] > 0) and (noise != "poisson" or trial[2 * n_el] > 0):
+            if (np.all(trial[:2 * n_el] > 0) and np.all(trial[n_el:2 * n_el] <= w_max)
+                    and (noise != "poisson" or trial[2 * n_el] > 0)):
                 st2, g2, H2 = evaluate(trial)
                 if st2[0] >= stats[0] - 1e-12 * abs(stats[0]):
                     improved = True
@@ -474,6 +478,11 @@ def fit_profile(ts: TiltSeries, model: AtomicModel, *, centre=None, noise: str |
         prof.sigma = float(np.sqrt(stats[2] / npix))
         prof.chi2_per_pixel = 1.0
     return prof
+
+
+def _w_max(pixel_size: float) -> float:
+    """Widest projected atom profile a fit may return [Å]: max(1.5 Å, 4 px)."""
+    return max(1.5, 4.0 * float(pixel_size))
 
 
 def case_profile(ts: TiltSeries, model: AtomicModel, *, centre=None) -> Profile:
@@ -688,6 +697,9 @@ def atom_sigma_pm(ts: TiltSeries, model: AtomicModel, *, centre=None, method: st
     """Per-atom uncertainty [pm] from the data alone: profile fitted at ``model``'s (traced) positions, then the bound."""
     c0 = rotation_centre(ts, model, centre)
     prof = fit_profile(ts, model, centre=c0)
+    if max(prof.width_A.values()) >= 0.999 * _w_max(ts.pixel_size):
+        raise AetbenchError(f"profile fit at the traced positions ran to the width limit "
+                            f"({_w_max(ts.pixel_size):.2f} Å): the model does not describe the data, no σ")
     res = joint_bound(model, ts.angles, ts.shape, ts.pixel_size, prof, centre=c0, method=method)
     return res.per_atom_pm, prof
 
