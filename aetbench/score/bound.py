@@ -49,9 +49,11 @@ maximum likelihood, and reports Pearson χ² per pixel.
 
 Rotation centre
 ---------------
-``centre`` argument, else ``ts.metadata["centre_A"]``, else the origin for the
-linear tier (its documented default), else the model's centroid (the abTEM and
-ptychographic tiers' default, and the convention of the paper's data).
+``centre`` argument, else ``ts.metadata["centre_A"]`` (every tier records it),
+else the model's centroid (the project's one rule, and the convention of the
+paper's data).  Traced models are about the volume centre, which is the
+rotation centre: :func:`atom_sigma_pm` uses the origin for them.  Profile fits
+also fit a 3D translation, which absorbs a small centre mismatch.
 """
 from __future__ import annotations
 
@@ -162,8 +164,6 @@ def rotation_centre(ts: TiltSeries, model: AtomicModel, centre=None) -> np.ndarr
         return np.asarray(centre, dtype=float).reshape(3)
     if "centre_A" in ts.metadata:
         return np.asarray(ts.metadata["centre_A"], dtype=float).reshape(3)
-    if ts.metadata.get("simulator") == "linear":
-        return np.zeros(3)
     return model.positions.mean(axis=0)
 
 
@@ -694,8 +694,11 @@ def bound_for_case(ts: TiltSeries, truth: AtomicModel, *, centre=None, method: s
 
 
 def atom_sigma_pm(ts: TiltSeries, model: AtomicModel, *, centre=None, method: str = "auto") -> tuple[np.ndarray, Profile]:
-    """Per-atom uncertainty [pm] from the data alone: profile fitted at ``model``'s (traced) positions, then the bound."""
-    c0 = rotation_centre(ts, model, centre)
+    """Per-atom uncertainty [pm] from the data alone: profile fitted at ``model``'s (traced) positions, then the bound.
+
+    ``centre`` defaults to the origin: traced positions are about the volume centre, the rotation centre.
+    """
+    c0 = np.zeros(3) if centre is None else np.asarray(centre, float).reshape(3)
     prof = fit_profile(ts, model, centre=c0)
     if max(prof.width_A.values()) >= 0.999 * _w_max(ts.pixel_size):
         raise AetbenchError(f"profile fit at the traced positions ran to the width limit "
