@@ -117,18 +117,21 @@ def plot_limit_map(grid: dict, path, *, measured: pd.DataFrame | None = None, ca
     if measured is not None and len(measured):
         # measured points sit at the case's own tilt count, placed on the log-dose axis by interpolation
         yi = np.interp(grid["case_n_tilts"], tilts, np.arange(tilts.size)) if tilts.size > 1 else 0.0
-        markers = dict(zip(sorted(measured["method"].unique()), "o^sDvP*"))
+        methods = sorted(measured["method"].unique())
+        markers = dict(zip(methods, "o^sDvP*"))
         for k, (meth, g) in enumerate(measured.groupby("method")):
+            # one row of points per method, stacked across the case's cell so labels do not collide
+            y = yi + (0.0 if len(methods) == 1 else -0.3 + 0.6 * methods.index(meth) / (len(methods) - 1))
             for _, r in g.iterrows():
                 xj = np.interp(np.log(r["dose"]), np.log(doses), np.arange(doses.size)) if doses.size > 1 else 0.0
                 ratio = ""
                 if case_bounds:
                     b = next((v for d, v in case_bounds.items() if abs(d - r["dose"]) <= 0.01 * d), None)
                     ratio = f" ({r['precision_pm'] / b:.2f}×)" if b else ""
-                y = yi + 0.28 * (k + 1) / (len(markers) + 1) - 0.14
-                ax.plot(xj, y, markers[meth], color="red", mec="white", ms=6)
-                ax.annotate(f"{meth} {r['element']} {r['precision_pm']:.1f} pm{ratio}", (xj, y), fontsize=6.5,
-                            color="red", xytext=(4, 2), textcoords="offset points")
+                ax.plot(xj - 0.35, y, markers[meth], color="red", mec="white", ms=5)
+                el = f" {r['element']}" if measured["element"].nunique() > 1 else ""
+                ax.text(xj - 0.28, y, f"{meth}{el}\n{r['precision_pm']:.1f} pm{ratio}", fontsize=5.5, color="red",
+                        va="center", ha="left", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.5))
     ax.set_title(title or f"physical limit: {grid['structure']}", fontsize=10)
     with atomic_write_path(path) as tmp:
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
