@@ -651,8 +651,9 @@ def joint_bound(model: AtomicModel, angles, shape, pixel_size: float, profile: P
     1.6e4 e/Å²): RMS bound −0.26 % at 1,000 atoms, −0.37 % at 3,000 atoms (per
     atom −1.0 … +0.05 %); it under-estimates because far couplings are dropped.
     Cost of the local method on a 20,000-atom sphere (286² px, 60 tilts):
-    102 s wall, 26 s CPU, 0.33 GB peak on a 2-core machine shared with other
-    jobs (load ≈ 16); the dense method at 3,000 atoms took 167 s and 4.2 GB.
+    23 s wall (23 s CPU), 0.33 GB peak on a 2-core machine shared with other
+    jobs (load ≈ 8; 102 s wall at load ≈ 16); the dense method at 3,000 atoms
+    took 167 s and 4.2 GB (load ≈ 16).
     """
     import time
 
