@@ -1,4 +1,4 @@
-"""Command line: ``aetbench run | list | score | structure | bench``.
+"""Command line: ``aetbench run | list | score | structure | limits | bench``.
 
 User errors (bad scenario, unreadable file, unknown method …) print one line
 ``aetbench: error: …`` and exit with status 2; no traceback.  Ctrl-C prints one
@@ -103,6 +103,25 @@ def cmd_score(args) -> int:
     return run(args)
 
 
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise AetbenchError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def cmd_limits(args) -> int:
+    from .report.limits import run_limits
+
+    rng = _floats(args.tilt_range.replace(":", ",")) if args.tilt_range else None
+    if rng is not None and len(rng) != 2:
+        raise AetbenchError(f"--tilt-range: expected START:STOP in degrees, got {args.tilt_range!r}")
+    print(run_limits(_resolve_scenario(args.scenario), doses=_floats(args.doses) if args.doses else None,
+                     tilt_counts=[int(t) for t in _floats(args.tilts)] if args.tilts else None, tilt_range=rng,
+                     report=args.report, out=args.out, as_json=args.json, cache_dir=args.cache_dir))
+    return 0
+
+
 def cmd_bench(args) -> int:
     import subprocess
 
@@ -148,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
         add_structure(sub)
     except ImportError:  # pragma: no cover - structures CLI is optional while it is being built
         pass
+
+    lim = sub.add_parser("limits", help="physical limit (joint Cramér–Rao bound) per dose; limit maps")
+    lim.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    lim.add_argument("--json", action="store_true", help="machine-readable output")
+    lim.add_argument("--doses", help="grid of doses [e/Å²], comma-separated, e.g. 4e3,1.6e4,3.2e5")
+    lim.add_argument("--tilts", help="grid of tilt counts, comma-separated, e.g. 15,30,60,90")
+    lim.add_argument("--tilt-range", help="START:STOP [deg] of the grid's tilts (default: the data's range)")
+    lim.add_argument("--report", help="finished report folder: overlay its precisions, write limits.png/json there")
+    lim.add_argument("--out", help="PNG path of the map (default: REPORT/limits.png or limits_<scenario>.png)")
+    lim.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    lim.set_defaults(func=cmd_limits)
 
     b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
     b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")

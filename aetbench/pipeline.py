@@ -444,7 +444,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
     check_resources(sc, force=force, scheduler=scheduler, device=device)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
-    for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures"):
+    for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures", "bounds"):
         remove_stale_parts(cache_dir / sub)  # left by killed runs
     folder = _RunFolder(reports_root, sc.name, out_dir)
     try:
@@ -459,13 +459,14 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
 
     from .report.markdown import write_report
     from .score import score, score_details, spread_warning
+    from .score.bound import bound_columns
 
     progress = progress_enabled(quiet)
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows = [], {}, []
+    rows, details, stage_rows, limits = [], {}, [], {}
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
@@ -492,7 +493,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             if save_volumes:
                 res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
-        traced.atoms().write(folder.file("models", f"{tag}.xyz"))
+        limit = _case_limit(case, traced, rkey, loaded, cache_dir, limits, folder.file("models", f"{tag}.xyz"))
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                            **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
@@ -503,7 +504,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             for r in df.to_dict("records"):
                 rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                              "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
-                             "reference": case.reference, **r})
+                             "reference": case.reference, **r, **bound_columns(r, limit)})
         if sc.input:  # external truth: a poor score may be a wrong axis convention, never guessed silently
             hint = _axes_warning(traced.atoms(), case, sc.input[all_cases.index(case)], sc.scoring.cutoff, tag)
             if hint:
@@ -524,6 +525,29 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
                  pd.DataFrame(stage_rows), details, warnings=warnings)
     return out
+
+
+def _case_limit(case: Case, traced: TracedModel, rkey: str, loaded, cache_dir: Path, held: dict, xyz: Path) -> dict:
+    """The physical limit (:mod:`aetbench.score.bound`), cached on disk: writes the traced model ``xyz`` with each
+    atom's σ [pm] from the data alone, and returns the case's bound at its truth (once per case; {} without truth)."""
+    from .score.bound import cached_atom_sigma, cached_case_bound, write_model_sigma
+
+    def make() -> TiltSeries:  # the case's series, loaded at most once here
+        if loaded is not None and loaded[0] is case:
+            return loaded[1]
+        if held.get("ts", (None,))[0] is not case:
+            held["ts"] = (case, case.make())
+        return held["ts"][1]
+
+    code = cache.code_fingerprint("score/bound", "geometry.py")
+    atoms = traced.atoms()
+    sigma = cached_atom_sigma(make, atoms, cache_dir / "bounds" / f"{cache.content_hash(rkey, code)}-sigma.npy",
+                              dose=case.dose)
+    write_model_sigma(xyz, atoms, sigma)
+    if case.truth is not None and case.key not in held:
+        key = cache.content_hash(case.key, case.truth.positions, list(case.truth.elements), code)
+        held[case.key] = cached_case_bound(make, case.truth, cache_dir / "bounds" / f"{key}.json", dose=case.dose)
+    return held.get(case.key, {})
 
 
 def _write_scores(out: Path, rows: list[dict]) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 from ..io.files import atomic_write_text
 from .published import published
 
-__all__ = ["write_report", "markdown_table", "with_published"]
+__all__ = ["write_report", "markdown_table", "with_published", "physical_limit"]
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
@@ -44,8 +44,34 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
     pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
     df["paper_rate_pct"] = [p[0] if p else np.nan for p in pub]
     df["paper_precision_pm"] = [p[1] if p and p[1] is not None else np.nan for p in pub]
-    return df[["structure", "dose", "method", "element", "rate_pct", "paper_rate_pct", "precision_pm",
-               "paper_precision_pm"]]
+    cols = ["structure", "dose", "method", "element", "rate_pct", "paper_rate_pct", "precision_pm",
+            "paper_precision_pm"]
+    if "bound_pm" in df:  # the published precision against the same physical limit as ours
+        df["paper_over_bound"] = df["paper_precision_pm"] / df["bound_pm"]
+        cols += ["bound_pm", "precision_over_bound", "paper_over_bound"]
+    return df[cols]
+
+
+def physical_limit(scores: pd.DataFrame) -> pd.DataFrame:
+    """One row per structure × dose × element: the bound [pm] and every method's precision / bound (paper protocol
+    when scored, else the first protocol), with the published precision's ratio where the paper has a row."""
+    if "bound_pm" not in scores or scores["bound_pm"].isna().all():
+        return pd.DataFrame()
+    proto = "paper" if "paper" in set(scores["protocol"]) else scores["protocol"].iloc[0]
+    df = scores[scores["protocol"] == proto]
+    out = df.groupby(["structure", "dose", "element"], sort=True)["bound_pm"].first().reset_index()
+    out = out.rename(columns={"bound_pm": "physical_limit_pm"})
+    for m in dict.fromkeys(df["method"]):
+        ratio = df[df["method"] == m].set_index(["structure", "dose", "element"])["precision_over_bound"]
+        out[f"{m} / limit"] = [ratio.get(k, np.nan) for k in zip(out["structure"], out["dose"], out["element"])]
+    if "reference" in df:
+        refs = df.groupby(["structure", "dose", "element"])["reference"].first().astype(object).fillna("").astype(str)
+        pub = [published(refs.get(k, ""), k[1], k[2]) if refs.get(k, "") else None
+               for k in zip(out["structure"], out["dose"], out["element"])]
+        vals = np.array([p[1] if p and p[1] is not None else np.nan for p in pub], float)
+        if np.isfinite(vals).any():
+            out["paper / limit"] = vals / out["physical_limit_pm"].to_numpy()
+    return out
 
 
 def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict,
@@ -70,11 +96,20 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
     if not scores.empty:
         cols = ["structure", "dose", "method", "element", "n_truth", "n_traced", "identified", "rate_pct",
                 "precision_pm", "false_positives", "wrong_element", "seconds"]
+        if "bound_pm" in scores:
+            cols[cols.index("precision_pm") + 1:cols.index("precision_pm") + 1] = ["bound_pm", "precision_over_bound"]
         for protocol in scenario.scoring.protocol:
             sub = scores[scores["protocol"] == protocol][cols]
             title = {"paper": "Paper protocol (per-element nearest neighbour, not one-to-one; Liao et al. 2026)",
                      "strict": "Strict protocol (one translation, one-to-one assignment, same element required)"}
             parts.append(f"\n## {title.get(protocol, protocol)}\n\n" + markdown_table(sub))
+        limit = physical_limit(scores)
+        if not limit.empty:
+            parts.append("\n## Physical limit (joint Cramér–Rao bound on 3D positions at the truth)\n\n"
+                         "RMS over the atoms of each element of sqrt(trace of the atom's 3×3 block of the inverse "
+                         "Fisher information), pm; the tier's atom profile on the linear tier, else a profile fitted "
+                         "to the tilt series (aetbench.score.bound). Ratios: precision / limit (1 = at the limit).\n\n"
+                         + markdown_table(limit))
         pub = with_published(scores)
         if not pub.empty:
             parts.append("\n## Beside the published numbers (paper protocol)\n\n" + markdown_table(pub))
