@@ -86,8 +86,11 @@ def iteration_range(n: int, progress: bool, desc: str):
 # --------------------------------------------------------------------------------------------- RESIRE
 
 
+_ACCELERATE = ("none", "nesterov")
+
+
 def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivity: bool = True,
-           volume_shape=None, initial=None, progress: bool = False) -> Volume:
+           volume_shape=None, initial=None, progress: bool = False, accelerate: str = "none") -> Volume:
     """Reconstruct a volume from a tilt series with RESIRE.
 
     Parameters
@@ -107,6 +110,17 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
         Starting volume of shape ``volume_shape`` (default zeros).
     progress : bool
         Show a tqdm progress bar over iterations.
+    accelerate : {"none", "nesterov"}
+        ``"none"``: the paper's plain (projected) gradient descent.
+        ``"nesterov"``: FISTA momentum (Beck & Teboulle 2009) on the same
+        step, ``y = x_k + (t_{k-1} − 1)/t_k · (x_k − x_{k−1})``, gradient taken
+        at ``y``, with the function-value restart of O'Donoghue & Candès
+        (2015): momentum is reset whenever ``‖A x − b‖²`` rises, which keeps
+        it monotone at ``step`` up to the plain method's stability limit.
+        The projection of ``y`` is the linear combination of those of the
+        iterates, so one forward and one back projection per iteration, as
+        plain RESIRE; it reaches the plain method's 200-iteration R-factor
+        in ~1/4 of the iterations (measured on aSi208, see the tests).
 
     Returns
     -------
@@ -120,6 +134,8 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     iterations = check_positive_int(iterations, "iterations")
     if not (np.isfinite(step) and step > 0):
         raise AetbenchError(f"step: expected a positive step size (units of 1/(n_proj·n_z)), got {step!r}")
+    if accelerate not in _ACCELERATE:
+        raise AetbenchError(f"accelerate: expected one of {', '.join(_ACCELERATE)}, got {accelerate!r}")
     vs = default_volume_shape(ts, volume_shape)
     proj = make_projector(ts, vs)
     if initial is None:
@@ -133,19 +149,74 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     x = proj.to_native(x)  # a float32 copy in the projector's layout
     dt = np.float32(step / (len(proj) * vs[2]))
     t0 = time.perf_counter()
-    resid = proj.forward_native(x) - b
+    # every array is allocated once; the iterations work in place
+    resid = proj.forward_native(x)  # A x, then A x − b
+    resid -= b
+    grad = np.empty_like(x)
+    absbuf = np.empty_like(resid)
     history: list[float] = []
-    for _ in iteration_range(iterations, progress, "RESIRE"):
-        grad = proj.back_native(resid)
-        grad *= dt
-        x -= grad
-        if positivity:
-            np.maximum(x, 0.0, out=x)
-        resid = proj.forward_native(x)
-        resid -= b
-        history.append(residual_r_factor(resid, b_abs_sum))
+    its = iteration_range(iterations, progress, "RESIRE")
+    if accelerate == "none":
+        for _ in its:
+            proj.back_native(resid, out=grad)
+            grad *= dt
+            x -= grad
+            if positivity:
+                np.maximum(x, 0.0, out=x)
+            proj.forward_native(x, out=resid)
+            resid -= b
+            np.abs(resid, out=absbuf)
+            history.append(float(absbuf.sum(dtype=np.float64)) / b_abs_sum if b_abs_sum > 0 else float("nan"))
+    else:
+        history, restarts = _resire_nesterov(proj, b, x, resid, grad, absbuf, dt, positivity, its, b_abs_sum)
     x = proj.from_native(x)
     meta = {"method": "resire", "iterations": iterations, "step": float(step), "positivity": bool(positivity),
-            "r_factor": history, "single_axis_projector": proj.single_axis,
+            "r_factor": history, "single_axis_projector": proj.single_axis, "accelerate": accelerate,
             "seconds": time.perf_counter() - t0}
+    if accelerate != "none":
+        meta["restarts"] = restarts
     return Volume(x, ts.pixel_size, meta)
+
+
+def _resire_nesterov(proj, b, x, resid, grad, absbuf, dt, positivity, its, b_abs_sum):
+    """FISTA iterations in place on ``x`` (native layout); ``resid`` = A x − b on entry.
+
+    Returns the R-factor history and the number of momentum restarts.
+    """
+    y = x.copy()          # extrapolated point
+    x_prev = x.copy()
+    ry = resid.copy()     # A y − b
+    ax_prev = resid + b   # A x_{k-1}
+    ax = np.empty_like(resid)
+    t = 1.0
+    f_prev = float(np.dot(resid.ravel(), resid.ravel()))
+    history: list[float] = []
+    restarts = 0
+    for _ in its:
+        proj.back_native(ry, out=grad)
+        grad *= dt
+        np.subtract(y, grad, out=x)               # x_{k+1} = P(y − dt ∇f(y))
+        if positivity:
+            np.maximum(x, 0.0, out=x)
+        proj.forward_native(x, out=ax)             # A x_{k+1}
+        np.subtract(ax, b, out=resid)
+        np.abs(resid, out=absbuf)
+        history.append(float(absbuf.sum(dtype=np.float64)) / b_abs_sum if b_abs_sum > 0 else float("nan"))
+        f = float(np.dot(resid.ravel(), resid.ravel()))
+        if f > f_prev:                             # restart: drop the momentum
+            t = 1.0
+            restarts += 1
+        f_prev = f
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        beta = np.float32((t - 1.0) / t_next)
+        t = t_next
+        # y = x + β (x − x_prev),  A y − b = (A x − b) + β (A x − A x_prev)
+        np.subtract(x, x_prev, out=y)
+        y *= beta
+        y += x
+        np.subtract(ax, ax_prev, out=ry)
+        ry *= beta
+        ry += resid
+        x_prev[...] = x
+        ax_prev, ax = ax, ax_prev
+    return history, restarts
