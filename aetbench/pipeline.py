@@ -262,6 +262,9 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     from .score import score, score_details
 
     progress = progress_enabled(quiet)
+    from .reconstruct.gpu import set_default_device
+
+    set_default_device(device)  # --device gpu: RESIRE runs on the GPU too (aetbench.reconstruct.gpu)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
     out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")

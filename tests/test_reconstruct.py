@@ -187,3 +187,54 @@ def test_bad_arguments(phantom_full):
         fbp(ts, filter="gauss")
     with pytest.raises(AetbenchError, match="initial"):
         resire(ts, initial=np.zeros((3, 3, 3)))
+
+
+_RESIRE_GPU = """
+import numpy as np
+from aetbench.reconstruct.gpu import available
+from aetbench.reconstruct.projector import forward_project
+from aetbench.reconstruct.resire import resire
+from aetbench.types import TiltSeries
+if not available():
+    raise SystemExit(77)
+rng = np.random.default_rng(0)
+vol = np.zeros((6, 5, 6), np.float32)
+vol[1:5, 1:4, 2:5] = rng.random((4, 3, 3))
+ang = np.array([[0.0, -40.0, 0.0], [3.0, 0.0, -2.0], [-2.0, 60.0, 1.0]])
+ts = TiltSeries(forward_project(vol, ang, image_shape=(6, 5)), ang, 0.3)
+for acc in ("none", "nesterov"):
+    c = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="cpu")
+    g = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="gpu")
+    np.testing.assert_allclose(g.data, c.data, rtol=1e-5, atol=1e-6 * float(c.data.max()))
+    np.testing.assert_allclose(g.metadata["r_factor"], c.metadata["r_factor"], rtol=1e-5)
+    assert g.metadata["device"] == "gpu"
+print("ok")
+"""
+
+
+def test_resire_gpu_matches_cpu():
+    """--device gpu RESIRE (plain and Nesterov) = CPU RESIRE to float32 round-off (simulator when no GPU)."""
+    try:
+        from tests.test_projector import run_gpu_check
+    except ImportError:  # tests/ itself on sys.path
+        from test_projector import run_gpu_check
+
+    assert "ok" in run_gpu_check(_RESIRE_GPU, timeout=600)
+
+
+def test_resire_device_argument():
+    from aetbench.reconstruct import gpu
+
+    _, ts = _tiny_series()
+    with pytest.raises(AetbenchError, match="device"):
+        resire(ts, iterations=1, device="tpu")
+    if not gpu.available():
+        with pytest.raises(AetbenchError, match="gpu"):
+            resire(ts, iterations=1, device="gpu")
+
+
+def _tiny_series():
+    vol = np.zeros((6, 6, 6), np.float32)
+    vol[3, 3, 3] = 1.0
+    ang = geometry.single_axis_angles(np.array([-30.0, 0.0, 30.0]))
+    return vol, TiltSeries(forward_project(vol, ang), ang, 0.4)
