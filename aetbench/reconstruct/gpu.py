@@ -77,10 +77,6 @@ def _build():
 
     from numba import cuda  # a module global: numba's simulator swaps the ``cuda`` the kernels see
 
-    @cuda.jit(device=True, inline=True)
-    def _inside(f, m):
-        return f >= -1.0 + _EDGE and f <= m - _EDGE
-
     @cuda.jit
     def forward(vol, R, shifts, pad):
         v = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
@@ -94,6 +90,7 @@ def _build():
         val = vol[ix, iy, iz]
         if val == 0.0:
             return
+        lo = -1.0 + _EDGE
         mx = pad.shape[1] - 2
         my = pad.shape[2] - 2
         x = float(ix - nx // 2)
@@ -101,7 +98,7 @@ def _build():
         z = float(iz - nz // 2)
         fu = R[k, 0, 0] * x + R[k, 0, 1] * y + R[k, 0, 2] * z + (mx // 2 + shifts[k, 0])
         fv = R[k, 1, 0] * x + R[k, 1, 1] * y + R[k, 1, 2] * z + (my // 2 + shifts[k, 1])
-        if not (_inside(fu, mx) and _inside(fv, my)):
+        if not (fu >= lo and fu <= mx - _EDGE and fv >= lo and fv <= my - _EDGE):  # the CPU kernels' range
             return
         gu = fu + 1.0
         gv = fv + 1.0
@@ -128,6 +125,7 @@ def _build():
         ix = v // (ny * nz)
         iy = (v // nz) % ny
         iz = v % nz
+        lo = -1.0 + _EDGE
         mx = pad.shape[1] - 2
         my = pad.shape[2] - 2
         x = float(ix - nx // 2)
@@ -137,7 +135,7 @@ def _build():
         for k in range(R.shape[0]):
             fu = R[k, 0, 0] * x + R[k, 0, 1] * y + R[k, 0, 2] * z + (mx // 2 + shifts[k, 0])
             fv = R[k, 1, 0] * x + R[k, 1, 1] * y + R[k, 1, 2] * z + (my // 2 + shifts[k, 1])
-            if not (_inside(fu, mx) and _inside(fv, my)):
+            if not (fu >= lo and fu <= mx - _EDGE and fv >= lo and fv <= my - _EDGE):
                 continue
             gu = fu + 1.0
             gv = fv + 1.0
