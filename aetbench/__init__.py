@@ -1,5 +1,8 @@
 """aetbench — simulation-and-benchmark suite for atomic electron tomography of amorphous materials."""
-from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel, Volume
+from .cache import configure_numba_cache as _configure_numba_cache
+
+_configure_numba_cache()  # before any kernel is compiled: numba's cache in a user folder, not the package
+from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel, Volume  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["AtomicModel", "TiltSeries", "Volume", "TracedModel", "SCORE_COLUMNS", "__version__"]

@@ -1,7 +1,10 @@
 """Command line: ``aetbench run | list | score | structure | bench``.
 
 User errors (bad scenario, unreadable file, unknown method …) print one line
-``aetbench: error: …`` and exit with status 2; no traceback.
+``aetbench: error: …`` and exit with status 2; no traceback.  Ctrl-C prints one
+line and exits 130 (also inside a numba compile, where numba re-raises the
+``KeyboardInterrupt`` as a ``SystemError``); SIGTERM exits 143 the same way, so
+atomic writes remove their temporary files.
 """
 from __future__ import annotations
 
@@ -32,12 +35,42 @@ def _resolve_scenario(name: str) -> Path:
     return p
 
 
+_LOCAL_SCHEDULERS = ("threads", "synchronous", "sync", "single-threaded", "processes")
+
+
+def _check_scheduler(address, timeout_s: float = 5.0) -> None:
+    """Refuse a dask scheduler address that accepts no TCP connection within ``timeout_s`` seconds."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not address or address in _LOCAL_SCHEDULERS:
+        return
+    u = urlsplit(address if "://" in address else f"tcp://{address}")
+    if u.scheme not in ("tcp", "tls"):  # inproc://, ucx:// …: left to dask.distributed
+        return
+    try:
+        host, port = u.hostname, u.port
+    except ValueError:
+        host = port = None
+    if not host or not port:
+        raise AetbenchError(f"--scheduler: expected 'threads', 'synchronous', 'processes' or an address like "
+                            f"tcp://host:8786, got {address!r}")
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as e:
+        why = "timed out" if isinstance(e, socket.timeout) else (e.strerror or str(e))
+        raise AetbenchError(f"--scheduler {address}: no scheduler reachable ({why}; waited up to "
+                            f"{timeout_s:g} s)") from None
+
+
 def cmd_run(args) -> int:
     from .pipeline import run_scenario
 
+    _check_scheduler(args.scheduler)
+
     out = run_scenario(_resolve_scenario(args.scenario), reports_root=args.reports, cache_dir=args.cache_dir,
                        quiet=args.quiet, scheduler=args.scheduler, device=args.device,
-                       save_volumes=args.save_volumes)
+                       save_volumes=args.save_volumes, force=args.force)
     print(f"report: {out / 'report.md'}")
     if not args.quiet:
         text = (out / "report.md").read_text()
@@ -93,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scheduler", default=None, help="dask.distributed scheduler address for simulations")
     r.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="abTEM device")
     r.add_argument("--save-volumes", action="store_true", help="also write reconstructed volumes (HDF5)")
+    r.add_argument("--force", action="store_true",
+                   help="run even when the memory/time estimate exceeds this machine")
     r.set_defaults(func=cmd_run)
 
     lst = sub.add_parser("list", help="list scenarios and methods")
@@ -121,17 +156,50 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(BaseException):
+    """Raised by the SIGTERM handler of :func:`main` (unwinds like Ctrl-C, so temporary files are removed)."""
+
+
+def _interrupted(e: BaseException | None) -> bool:
+    """True when ``e`` is, wraps or was caused by a ``KeyboardInterrupt`` (numba turns one raised during a
+    compile into ``SystemError``; the original is on the exception chain or named in the message)."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, KeyboardInterrupt) or (isinstance(e, SystemError) and "KeyboardInterrupt" in str(e)):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    import signal
+
     try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread: leave signals alone
+        previous = None
+    try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except AetbenchError as e:
         print(f"aetbench: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except _Terminated:
+        print("aetbench: terminated (finished results are kept; rerun to resume)", file=sys.stderr)
+        return 143
+    except BaseException as e:
+        if not _interrupted(e):
+            raise
         print("aetbench: interrupted (finished results are kept; rerun to resume)", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

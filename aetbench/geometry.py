@@ -46,6 +46,8 @@ __all__ = [
     "index_to_position",
     "position_to_index",
     "single_axis_angles",
+    "rotation_centre",
+    "field_overflow",
 ]
 
 
@@ -134,3 +136,79 @@ def single_axis_angles(thetas_deg) -> np.ndarray:
     out = np.zeros((thetas.size, 3))
     out[:, 1] = thetas
     return out
+
+
+def rotation_centre(positions, centre=None) -> np.ndarray:
+    """The rotation centre [Å] of a tilt series of atoms at ``positions`` (N, 3) [Å].
+
+    The one rule of aetbench: the stated ``centre`` (a scenario's ``[structure] centre``) when given, else the
+    centroid of the atoms.  Every tier simulates about it, records it as ``metadata["centre_A"]`` of the tilt
+    series, and it projects onto pixel ``(nx // 2, ny // 2)`` at every tilt.
+
+    Examples
+    --------
+    >>> rotation_centre([[0.0, 0.0, 0.0], [2.0, 4.0, -6.0]])
+    array([ 1.,  2., -3.])
+    >>> rotation_centre([[0.0, 0.0, 0.0]], centre=(5, 0, 0))
+    array([5., 0., 0.])
+    """
+    if centre is not None:
+        c = np.asarray(centre, dtype=float).ravel()
+        if c.shape != (3,) or not np.all(np.isfinite(c)):
+            raise ValueError(f"rotation centre: expected 3 finite coordinates [Å], got {centre!r}")
+        return c
+    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+    if pos.shape[0] == 0:
+        return np.zeros(3)
+    return pos.mean(axis=0)
+
+
+def field_overflow(positions, angles_deg, centre, *, pixel_size: float, shape, margin_A: float = 0.0):
+    """How far [Å] the projected atoms (plus ``margin_A``) reach beyond the image field, worst tilt first.
+
+    Atoms are rotated about ``centre`` into the beam frame at every orientation; the field covers beam-frame
+    coordinates ``(i - n // 2) · pixel_size`` for pixel indices ``0 ≤ i < n`` on each image axis (the pixel
+    centres; half a pixel is added on each side).  The overflow of a tilt is the largest distance by which an atom's
+    projected position ± ``margin_A`` lies outside that range along either axis; it is ≤ 0 when everything fits.
+
+    Parameters
+    ----------
+    positions : array_like (N, 3)
+        Atoms [Å], object frame.
+    angles_deg : array_like (n, 3)
+        Euler angles [deg] (:func:`rotation_matrix`).
+    centre : array_like (3,)
+        Rotation centre [Å] (:func:`rotation_centre`).
+    pixel_size : float
+        Pixel size [Å].
+    shape : (int, int)
+        Image size (nx, ny) [pixels].
+    margin_A : float
+        Half-width [Å] of an atom's projected profile (or the probe) that must stay inside too.
+
+    Returns
+    -------
+    overflow_A : float
+        The largest overflow over all tilts [Å] (≤ 0: the particle fits).
+    worst : int
+        Index of the projection where it occurs.
+
+    Examples
+    --------
+    >>> field_overflow([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]], [[0, 0, 0]], None, pixel_size=1.0, shape=(16, 16))
+    (-2.5, 0)
+    >>> field_overflow([[0.0, 0.0, 0.0], [10.0, 0.0, 0.0]], [[0, 0, 0]], [0, 0, 0], pixel_size=1.0, shape=(16, 16))
+    (2.5, 0)
+    """
+    pos = np.asarray(positions, dtype=float).reshape(-1, 3)
+    angles = np.atleast_2d(np.asarray(angles_deg, dtype=float))
+    c = rotation_centre(pos, centre)
+    if pos.shape[0] == 0:
+        return -np.inf, 0
+    beam = np.einsum("kij,aj->kai", rotation_matrices(angles), pos - c)[..., :2]  # (n, N, 2)
+    n = np.asarray(shape, dtype=int).reshape(2)
+    lo = -(n // 2 + 0.5) * float(pixel_size)
+    hi = (n - 1 - n // 2 + 0.5) * float(pixel_size)
+    over = np.maximum(lo - (beam.min(axis=1) - margin_A), (beam.max(axis=1) + margin_A) - hi).max(axis=1)
+    worst = int(np.argmax(over))
+    return float(over[worst]), worst

@@ -22,10 +22,12 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
-from .io.files import AetbenchError
-from .types import TiltSeries, TracedModel, Volume
+import numpy as np
 
-__all__ = ["Step", "Method", "METHODS", "get_method", "MethodResult", "run_method"]
+from .io.files import AetbenchError
+from .types import AtomicModel, TiltSeries, TracedModel, Volume
+
+__all__ = ["Step", "Method", "METHODS", "get_method", "MethodResult", "run_method", "to_object_frame"]
 
 STAGES = ("preprocess", "reconstruct", "trace", "classify", "refine")
 
@@ -181,4 +183,22 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
         else:  # pragma: no cover - guarded by construction
             raise AetbenchError(f"method {method.name}: unknown stage {step.stage!r}")
         seconds[step.stage] = seconds.get(step.stage, 0.0) + time.perf_counter() - t0
-    return MethodResult(traced=traced, volume=volume, seconds=seconds, preprocessed=ts)
+    return MethodResult(traced=to_object_frame(traced, raw), volume=volume, seconds=seconds, preprocessed=ts)
+
+
+def to_object_frame(traced: TracedModel, ts: TiltSeries) -> TracedModel:
+    """``traced`` moved from the reconstruction frame into the tilt series' object frame.
+
+    Every stage works in the reconstruction frame, whose origin (index ``n // 2`` of the volume, pixel
+    ``n // 2`` of the images) is the rotation centre; ``ts.metadata["centre_A"]`` [Å] (written by every simulator,
+    :func:`aetbench.geometry.rotation_centre`) says where that centre lies in the object frame, so the traced
+    atoms land in the ground truth's frame.  A series without it (measured data) keeps the reconstruction frame.
+    """
+    centre = ts.metadata.get("centre_A") if isinstance(ts.metadata, dict) else None
+    if traced is None or centre is None:
+        return traced
+    c = np.asarray(centre, dtype=float).reshape(3)
+    if not np.any(c):
+        return traced
+    m = traced.model
+    return replace(traced, model=AtomicModel(m.positions + c, m.elements, name=m.name))

@@ -5,12 +5,20 @@ under a content hash of structure, simulation config, seed and code
 version) or imported from ``[[input]]`` files.  Every method runs on it; its
 traced model is cached too (keyed by tilt series and method config), so an
 interrupted run resumes where it stopped and sweeps reuse finished cells.
-Results are written atomically under ``reports/<scenario>/<timestamp>/``.
+Cache entries carry their key and a checksum (:func:`aetbench.cache.load_entry`): a damaged or
+mismatched entry is reported, moved aside and recomputed.
+
+Results are written atomically under ``reports/<scenario>/<timestamp>-<random>/``, a folder claimed
+atomically (so two runs started in the same second never share one) just before the first file is
+written (so a run that fails earlier leaves no folder).
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import secrets
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -21,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from . import cache
-from .io.files import AetbenchError, atomic_write_path
+from .io.files import AetbenchError, atomic_write_path, check_name, remove_stale_parts, safe_join
 from .methods import METHODS, get_method, run_method
 from .scenario import Scenario, load_scenario, resolve_data_path
 from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
@@ -91,26 +99,78 @@ def experiment_view(ts: TiltSeries) -> TiltSeries:
     return replace(ts, metadata={k: v for k, v in ts.metadata.items() if k != "truth"})
 
 
+def profile_margin_A(sim) -> float:
+    """Half-width [Å] of an atom's projected profile that must stay inside the field: 3 standard deviations of
+    the tier's profile ``sqrt(atom_sigma² + blur_sigma²)`` (the linear tier's own width; the abTEM and ptychographic
+    tiers use it as the stated proxy of their probe-broadened atom images)."""
+    return 3.0 * float(np.hypot(sim.atom_sigma, sim.blur_sigma))
+
+
+def check_field(sc: Scenario, truth: AtomicModel, angles: np.ndarray) -> np.ndarray:
+    """The rotation centre [Å] of ``sc``'s simulated series; refuses a particle that leaves the field of view.
+
+    The centre is ``[structure] centre`` when given, else the structure's centroid
+    (:func:`aetbench.geometry.rotation_centre`).  At every tilt the atoms, rotated about it, plus
+    :func:`profile_margin_A` must project inside the ``image_size × pixel_size`` field; otherwise one line names
+    the scenario, the overflow [Å], the tilt and the fixes, before any simulation starts.
+    """
+    from . import geometry
+
+    sim = sc.simulation
+    try:
+        centre = geometry.rotation_centre(truth.positions, sc.structure.centre or None)
+    except ValueError as e:
+        raise AetbenchError(f"{sc.path}: structure.centre: {e}") from None
+    margin = profile_margin_A(sim)
+    over, k = geometry.field_overflow(truth.positions, angles, centre, pixel_size=sim.pixel_size,
+                                      shape=tuple(sim.image_size), margin_A=margin)
+    if over > 0:
+        rel = truth.positions - centre
+        reach = float(np.linalg.norm(rel, axis=1).max()) + margin
+        need = int(np.ceil(2 * reach / sim.pixel_size)) + 1
+        where = "given" if sc.structure.centre else "centroid"
+        raise AetbenchError(
+            f"{sc.path or sc.name}: the particle leaves the field of view by {over:.2f} Å at tilt "
+            f"{tuple(round(float(a), 2) for a in angles[k])} deg (field {sim.image_size[0]}×{sim.image_size[1]} px × "
+            f"{sim.pixel_size:g} Å, rotation centre ({where}) {tuple(round(float(c), 2) for c in centre)} Å, "
+            f"atom margin {margin:.2f} Å): use simulation.image_size ≥ {need}, a larger simulation.pixel_size, "
+            f"or a structure.centre nearer the particle")
+    return centre
+
+
+def _cached_series(path: Path, compute: Callable[[], TiltSeries]) -> TiltSeries:
+    """The tilt series cached at ``path`` (checked entry keyed by the file's stem), else ``compute()``d and saved."""
+    from .io.hdf5 import tilt_series_from_bytes, tilt_series_to_bytes
+
+    key = path.name[: -len(path.suffix)] if path.suffix else path.name
+    ts = cache.load_entry(path, key, decode=lambda b: tilt_series_from_bytes(b, str(path)))
+    if ts is None:
+        ts = compute()
+        cache.save_entry(path, key, tilt_series_to_bytes(ts))
+    return ts
+
+
 def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
     sim = sc.simulation
     truth = _structure(sc)
     angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
+    centre = check_field(sc, truth, angles)   # before any simulation: the one rotation centre, the field checked
     code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
     structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
     clean_key = cache.content_hash("clean", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
-                                   sc.seed, truth.positions, list(truth.elements), code)
+                                   sc.seed, truth.positions, list(truth.elements), code, cache.ENTRY_FORMAT)
 
     def clean() -> TiltSeries:
-        path = cache_dir / "tiltseries" / f"{clean_key}-clean.h5"
-        if path.exists():
-            return TiltSeries.read(path)
+        return _cached_series(cache_dir / "tiltseries" / f"{clean_key}-clean.h5", simulate)
+
+    def simulate() -> TiltSeries:
         if sim.model == "linear":
             from .simulate.linear import LinearParams, simulate_linear
 
             params = LinearParams(amplitude=dict(sim.amplitude), default_sigma_A=sim.atom_sigma,
                                   blur_sigma_A=sim.blur_sigma)
             ts = simulate_linear(truth, angles, pixel_size=sim.pixel_size, shape=tuple(sim.image_size), params=params,
-                                 metadata={"structure": sc.structure.label(), "seed": sc.seed})
+                                 centre=centre, metadata={"structure": sc.structure.label(), "seed": sc.seed})
         else:
             from .simulate.abtem_adf import ADFConfig, simulate_adf
 
@@ -119,13 +179,11 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
                 acfg["defocus_error_sigma_A"] = sim.errors.defocus_sigma_A
             ts = simulate_adf(truth, angles, ADFConfig.from_dict(acfg), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
-                              cache_dir=cache_dir / "tilts", device=device)
-        ts = _apply_errors(ts, sim.errors, sc.seed)
-        ts.write(path)
-        return ts
+                              cache_dir=cache_dir / "tilts", device=device, centre=centre)
+        return _apply_errors(ts, sim.errors, sc.seed)
 
     if sim.model == "ptycho":
-        return _ptycho_cases(sc, truth, angles, clean_key, cache_dir, progress, scheduler, device)
+        return _ptycho_cases(sc, truth, angles, centre, clean_key, cache_dir, progress, scheduler, device)
     out = []
     for dose in sim.doses:
         key = cache.content_hash(clean_key, "dose", dose, sim.background)
@@ -133,19 +191,15 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
         def make(dose=dose, key=key) -> TiltSeries:
             from .simulate.dose import apply_dose
 
-            path = cache_dir / "tiltseries" / f"{key}.h5"
-            if path.exists():
-                return TiltSeries.read(path)
-            ts = apply_dose(clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background)
-            ts.write(path)
-            return ts
+            return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", lambda: apply_dose(
+                clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background))
 
         out.append(Case(sc.structure.label(), float(dose), truth, truth.species, sc.structure.reference, key, make))
     return out
 
 
-def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_key: str, cache_dir: Path,
-                  progress: bool, scheduler, device) -> list[Case]:
+def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: np.ndarray, clean_key: str,
+                  cache_dir: Path, progress: bool, scheduler, device) -> list[Case]:
     """One case per (dose, ptychography engine): 4D-STEM per tilt → dose → phase projections."""
     from .ptycho.series import ReconConfig
     from .simulate.ptycho import PtychoConfig
@@ -161,7 +215,7 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_ke
 
         if "clean" not in held:
             held["clean"] = simulate_4dstem(truth, angles, pcfg, seed=sc.seed, fov_A=fov, cache_dir=cache_dir / "tilts4d",
-                                            scheduler=scheduler, device=device, progress=progress)
+                                            scheduler=scheduler, device=device, progress=progress, centre=centre)
         if held.get("dose") != dose:
             held["dose"], held["dosed"] = dose, apply_dose_4d_series(
                 held["clean"], None if not np.isfinite(dose) else dose, seed=_noise_seed(sc.seed, dose),
@@ -177,14 +231,12 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, clean_ke
             def make(dose=dose, engine=engine, key=key) -> TiltSeries:
                 from .ptycho.series import phase_tilt_series
 
-                path = cache_dir / "tiltseries" / f"{key}.h5"
-                if path.exists():
-                    return TiltSeries.read(path)
-                ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size), pixel_size=sim.pixel_size,
-                                       seed=sc.seed, progress=progress)
-                ts = _apply_errors(ts, sim.errors, sc.seed)
-                ts.write(path)
-                return ts
+                def compute() -> TiltSeries:
+                    ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size),
+                                           pixel_size=sim.pixel_size, seed=sc.seed, progress=progress)
+                    return _apply_errors(ts, sim.errors, sc.seed)
+
+                return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", compute)
 
             ref = sc.structure.reference.replace("{engine}", engine)
             out.append(Case(f"{sc.structure.label()}-{engine}", float(dose), truth, truth.species, ref, key, make))
@@ -221,7 +273,10 @@ def _input_cases(sc: Scenario) -> list[Case]:
             key = cache.content_hash("hdf5", cache.file_digest(proj))
 
             def make(proj=proj) -> TiltSeries:
-                return TiltSeries.read(proj)
+                try:
+                    return TiltSeries.read(proj)
+                except ValueError as e:  # inconsistent arrays, e.g. 6 angle rows for 5 projections
+                    raise AetbenchError(f"{proj}: {e}") from None
         label = inp.label or proj.parent.name or proj.stem
         out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
     return out
@@ -231,57 +286,201 @@ def cases(sc: Scenario, cache_dir: Path, progress: bool = False, scheduler=None,
     return _input_cases(sc) if sc.input else _simulated_cases(sc, cache_dir, progress, scheduler, device)
 
 
+# --------------------------------------------------------------------------- data checks
+
+def _check_cases(all_cases: list[Case], cache_dir: Path, sc: Scenario) -> list[str]:
+    """Run :func:`aetbench.preprocess.checks.check_tilt_series_data` on every case before any output.
+
+    Errors stop the run (one line, nothing written); warnings are printed on stderr and
+    returned for the report.  A simulated particle is checked against the field of view
+    before anything is simulated.  The warnings of a case are cached (keyed by the case, its
+    truth and the checks' code), so a rerun whose cells are all cached does not load the series again.
+    """
+    import sys
+
+    from .io.models import model_warnings
+    from .preprocess.checks import check_angles, check_tilt_series_data
+
+    if sc.simulation is not None:   # geometry known up front: refuse what cannot work before simulating
+        # (the particle against the field was checked with the rotation centre by check_field when the cases were made)
+        th = sc.simulation.tilt.thetas()
+        check_angles(np.stack([np.zeros_like(th), th, np.zeros_like(th)], axis=1), source=f"{sc.path}: simulation.tilt")
+
+    code = cache.code_fingerprint("preprocess/checks.py", "io/models.py")
+    out: list[str] = []
+    for case in all_cases:
+        truth_key = None if case.truth is None else (case.truth.positions, list(map(str, case.truth.elements)))
+        path = cache_dir / "checks" / f"{cache.content_hash('checks', case.key, truth_key, code)}.json"
+        found = None
+        if path.exists():
+            try:
+                found = json.loads(path.read_text())
+                found = found if isinstance(found, list) and all(isinstance(w, str) for w in found) else None
+            except (OSError, ValueError):
+                found = None   # unreadable entry: check again
+        if found is None:
+            source = f"{case.structure} dose {case.dose:g}"
+            found = check_tilt_series_data(experiment_view(case.make()), case.truth, source=source)
+            if case.truth is not None:
+                found += model_warnings(case.truth, f"{source}: ground truth")
+            with atomic_write_path(path) as tmp:
+                tmp.write_text(json.dumps(found))
+        for w in found:
+            print(f"aetbench: warning: {w}", file=sys.stderr)
+        out += found
+    return out
+
+
+def _axes_warning(model: AtomicModel, case: Case, inp, cutoff: float, tag: str) -> str | None:
+    """A one-line warning when the paper-protocol rate is poor and another truth axes convention is far better.
+
+    See :func:`aetbench.score.command.axes_hint` (the 48 signed axis permutations of the truth).
+    """
+    from .score import score
+    from .score.command import POOR_RATE_PCT, axes_hint
+
+    df = score(model, case.truth, cutoff=cutoff, protocol="paper")
+    rate = 100.0 * float(df["identified"].sum()) / max(float(df["n_truth"].sum()), 1.0)
+    if rate >= POOR_RATE_PCT:
+        return None
+    hint = axes_hint(model, case.truth, cutoff=cutoff, protocol="paper", truth_axes=inp.truth_axes or None)
+    if hint is None:
+        return None
+    return (f"{tag}: only {rate:.2f} % identified; truth_axes = \"{hint[0]}\" would give {hint[1]:.2f} % "
+            "(paper protocol): check the input's axis convention")
+
+
 # --------------------------------------------------------------------------- traced-model cache
 
-def _save_traced(path: Path, traced: TracedModel, seconds: dict, volume_meta: dict) -> None:
-    with atomic_write_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, positions=traced.model.positions, elements=traced.model.elements.astype("U3"),
-                     intensity=np.asarray(traced.intensity, float),
-                     meta=json.dumps({"seconds": seconds, "volume": volume_meta}, default=str))
+def _save_traced(path: Path, key: str, traced: TracedModel, seconds: dict, volume_meta: dict) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, positions=traced.model.positions, elements=traced.model.elements.astype("U3"),
+             intensity=np.asarray(traced.intensity, float),
+             meta=json.dumps({"seconds": seconds, "volume": volume_meta}, default=str))
+    cache.save_entry(path, key, buf.getvalue())
 
 
-def _load_traced(path: Path):
-    with np.load(path, allow_pickle=False) as z:
+def _decode_traced(body: bytes):
+    with np.load(io.BytesIO(body), allow_pickle=False) as z:
         traced = TracedModel(AtomicModel(z["positions"], z["elements"]), z["intensity"])
         meta = json.loads(str(z["meta"]))
     return traced, meta["seconds"], meta["volume"]
 
 
+def _load_traced(path: Path, key: str):
+    """``(traced, seconds, volume_meta)`` of a checked results entry, or ``None`` (missing or moved aside)."""
+    return cache.load_entry(path, key, decode=_decode_traced)
+
+
+class _RunFolder:
+    """The report folder of one run, claimed on the first write.
+
+    With ``out_dir`` the folder is the caller's (created if needed, may exist).
+    Otherwise it is ``root/<name>/<YYYYmmdd-HHMMSS>-<6 hex>``, created with an
+    exclusive ``mkdir`` (retried with a new suffix if taken), so concurrent
+    runs never share a folder.  Every path handed out stays inside it.
+    """
+
+    def __init__(self, root, name: str, out_dir=None):
+        self.root, self.name, self.out_dir, self._path, self.claimed = root, name, out_dir, None, False
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            if self.out_dir:
+                p = Path(self.out_dir)
+                p.mkdir(parents=True, exist_ok=True)
+            else:
+                parent = safe_join(self.root, self.name)
+                parent.mkdir(parents=True, exist_ok=True)
+                for _ in range(1000):
+                    p = parent / f"{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+                    try:
+                        p.mkdir()
+                        break
+                    except FileExistsError:
+                        continue
+                else:  # pragma: no cover - 1000 collisions of a 24-bit suffix
+                    raise AetbenchError(f"{parent}: cannot claim a new report folder")
+                self.claimed = True
+            self._path = p
+        return self._path
+
+    def file(self, *parts: str) -> Path:
+        return safe_join(self.path, *parts)
+
+    def discard_if_empty(self) -> None:
+        """Remove the folder this run claimed if nothing was written into it."""
+        if not self.claimed or self._path is None:
+            return
+        for d, _, files in os.walk(self._path, topdown=False):
+            if files:
+                return
+            try:
+                os.rmdir(d)
+            except OSError:
+                return
+
+
 # --------------------------------------------------------------------------- runner
 
 def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=False, scheduler=None,
-                 device="cpu", save_volumes=False, out_dir=None) -> Path:
-    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder."""
-    from tqdm.auto import tqdm
+                 device="cpu", save_volumes=False, out_dir=None, force=False) -> Path:
+    """Run a scenario (path or :class:`Scenario`) and write its report; returns the report folder.
+
+    The folder is ``out_dir`` if given, else a new ``reports_root/<name>/<timestamp>-<random>``
+    (see :class:`_RunFolder`).  With ``save_volumes`` every cell is reconstructed even when its
+    traced model is cached (the cache holds no volumes), so the volumes are always written.
+    Before any work the memory and time are estimated (:func:`aetbench.estimate.check_resources`);
+    a run beyond this machine is refused unless ``force`` or a ``scheduler`` or GPU is given.
+    Every tilt series is checked (:func:`aetbench.preprocess.checks.check_tilt_series_data`)
+    before the report folder is made; its warnings go to stderr and into the report.
+    """
+    from .estimate import check_resources
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
+    check_name(sc.name, f"{sc.path or 'scenario'}: name")
     for m in sc.methods:
         get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    check_resources(sc, force=force, scheduler=scheduler, device=device)
+    cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
+    for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures"):
+        remove_stale_parts(cache_dir / sub)  # left by killed runs
+    folder = _RunFolder(reports_root, sc.name, out_dir)
+    try:
+        return _run(sc, folder, cache_dir, quiet, scheduler, device, save_volumes)
+    except BaseException:
+        folder.discard_if_empty()
+        raise
+
+
+def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, device, save_volumes) -> Path:
+    from tqdm.auto import tqdm
+
     from .report.markdown import write_report
-    from .score import score, score_details
+    from .score import score, score_details, spread_warning
 
     progress = progress_enabled(quiet)
     from .reconstruct.gpu import set_default_device
 
     set_default_device(device)  # --device gpu: RESIRE runs on the GPU too (aetbench.reconstruct.gpu)
-    cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
-    out = Path(out_dir) if out_dir else Path(reports_root) / sc.name / datetime.now().strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
     rows, details, stage_rows = [], {}, []
+    warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
     for case, mname in bar:
         bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
         method = get_method(mname, sc.method_options.get(mname))
-        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code)
+        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code, cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
-        if rpath.exists():
-            traced, seconds, vmeta = _load_traced(rpath)
+        hit = None if save_volumes else _load_traced(rpath, rkey)
+        if hit is not None:
+            traced, seconds, vmeta = hit
         else:
             t0 = time.perf_counter()
             if loaded is None or loaded[0] is not case:
@@ -292,11 +491,11 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
-            _save_traced(rpath, traced, seconds, vmeta)
+            _save_traced(rpath, rkey, traced, seconds, vmeta)
             if save_volumes:
-                res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
+                res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
-        traced.atoms().write(out / "models" / f"{tag}.xyz")
+        traced.atoms().write(folder.file("models", f"{tag}.xyz"))
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                            **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
@@ -308,14 +507,25 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                 rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                              "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
                              "reference": case.reference, **r})
+        if sc.input:  # external truth: a poor score may be a wrong axis convention, never guessed silently
+            hint = _axes_warning(traced.atoms(), case, sc.input[all_cases.index(case)], sc.scoring.cutoff, tag)
+            if hint:
+                print(f"aetbench: warning: {hint}", file=sys.stderr)
+                data_warnings.append(hint)
         details[tag] = (case, score_details(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol="strict"))
+        warn = spread_warning(traced.atoms(), case.truth, sc.scoring.cutoff)
+        if warn:
+            warnings.append(f"{case.structure}, dose {case.dose:g}, {mname}: {warn}")
+            print(f"aetbench: warning: {warnings[-1]}", file=sys.stderr)
         # write partial results after every cell: an interruption never loses finished work
-        _write_scores(out, rows)
+        _write_scores(folder.path, rows)
     bar.close()
+    out = folder.path
     _write_scores(out, rows)
-    pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
+    with atomic_write_path(out / "stage_seconds.csv") as tmp:
+        pd.DataFrame(stage_rows).to_csv(tmp, index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
-                 pd.DataFrame(stage_rows), details)
+                 pd.DataFrame(stage_rows), details, warnings=warnings)
     return out
 
 

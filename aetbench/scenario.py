@@ -95,6 +95,8 @@ class StructureConfig:
     axes: str = _f("", doc="axes string for 'file', e.g. 'yxz'")
     reference: str = _f("", doc="published numbers to show beside ours, e.g. 'liao2026/aSi208' "
                                 "(see aetbench.report.published)")
+    centre: list[float] = _f([], unit="Å", doc="rotation centre [x, y, z] of the simulated tilt series (object "
+                                              "frame); default the structure's centroid (aetbench.geometry)")
 
     def label(self) -> str:
         if self.source == "random":
@@ -130,7 +132,8 @@ class SimulationConfig:
     pixel_size: float = _f(0.195, lo=0.01, hi=5.0, unit="Å")
     image_size: list[int] = _f([128, 128], doc="pixels, one int (square) or [nx, ny]")
     tilt: TiltScheme = field(default_factory=TiltScheme)
-    doses: list[float] = _f([1.6e4], lo=0.0, lo_open=True, unit="e/Å²", doc="per projection; inf = noise-free")
+    doses: list[float] = _f([1.6e4], lo=0.0, lo_open=True, unit="e/Å²",
+                            doc="per projection; inf = noise-free (finite doses ≤ MAX_DOSE: Poisson counts stay exact)")
     background: float = _f(1.0, lo=0.0, hi=1e6, unit="counts/pixel")
     blur_sigma: float = _f(0.30, lo=0.0, hi=5.0, unit="Å")
     atom_sigma: float = _f(0.25, lo=0.0, hi=5.0, unit="Å")
@@ -317,6 +320,8 @@ def load_scenario(path, *, known_methods=None) -> Scenario:
         text = path.read_text()
     except FileNotFoundError:
         raise ScenarioError(f"{path}: scenario file not found") from None
+    except UnicodeDecodeError:
+        raise ScenarioError(f"{path}: not a text file (binary content); expected a TOML scenario") from None
     except OSError as e:
         raise ScenarioError(f"{path}: cannot read scenario file ({e.strerror})") from None
     try:
@@ -331,10 +336,66 @@ def load_scenario(path, *, known_methods=None) -> Scenario:
 
     sc = replace(sc, path=str(path))
     _check_semantics(sc, path, known_methods)
+    _check_elements(sc, path)
+    _check_doses(sc, path)
     return sc
 
 
+def _check_file_names(sc: Scenario, path) -> None:
+    """``name`` and every ``[[input]] label`` become file names: refuse separators, ``..`` and absolute paths."""
+    from .io.files import check_name
+
+    try:
+        check_name(sc.name, f"{path}: name")
+        for i, inp in enumerate(sc.input):
+            if inp.label:
+                check_name(inp.label, f"{path}: input[{i}].label")
+    except AetbenchError as e:
+        raise ScenarioError(str(e)) from None
+
+
+#: largest finite dose [e/Å² per projection] a scenario may ask for: 1e12 is ~10⁶ × any AET experiment, and
+#: keeps the expected counts per pixel far below the limit of numpy's Poisson sampler (~9e18)
+MAX_DOSE = 1e12
+
+
+def _check_doses(sc: Scenario, path) -> None:
+    """Refuse absurd finite doses (one line; ``inf`` stays the noise-free series)."""
+    if sc.simulation is None:
+        return
+    for i, d in enumerate(sc.simulation.doses):
+        if math.isfinite(d) and d > MAX_DOSE:
+            raise ScenarioError(f"{path}: simulation.doses[{i}]: {d:g} e/Å² per projection is beyond any experiment; "
+                                f"expected ≤ {MAX_DOSE:g} e/Å² (or inf for a noise-free series)")
+
+
+def _check_elements(sc: Scenario, path) -> None:
+    """Refuse unknown chemical symbols in every element field (one line naming the key)."""
+    from .io.models import parse_elements
+
+    fields_ = []
+    if sc.structure is not None:
+        fields_.append(("structure.element", sc.structure.element))
+        if sc.structure.elements:
+            fields_.append(("structure.elements", sc.structure.elements))
+    if sc.simulation is not None:
+        fields_ += [(f"simulation.amplitude.{k}", k) for k in sc.simulation.amplitude]
+    for i, inp in enumerate(sc.input):
+        if inp.elements:
+            fields_.append((f"input[{i}].elements", list(inp.elements)))
+        if inp.truth_elements:
+            fields_.append((f"input[{i}].truth_elements", inp.truth_elements))
+    for where, value in fields_:
+        try:
+            parsed = parse_elements(value, what=where)
+        except AetbenchError as e:
+            raise ScenarioError(f"{path}: {e}") from None
+        if where == "structure.element" and (parsed != [value] or value == "x"):
+            raise ScenarioError(f"{path}: {where}: expected one chemical symbol such as 'Si', got {value!r}")
+
+
 def _check_semantics(sc: Scenario, path, known_methods) -> None:
+    _check_file_names(sc, path)
     if sc.input and (sc.structure or sc.simulation):
         raise ScenarioError(f"{path}: [[input]] replaces [structure]/[simulation]; give one or the other")
     if not sc.input:
@@ -370,6 +431,9 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         if sim.tilt.stop < sim.tilt.start and not sim.tilt.angles:
             raise ScenarioError(f"{path}: simulation.tilt.stop: expected ≥ start ({sim.tilt.start} deg), got {sim.tilt.stop}")
         st = sc.structure
+        if st.centre and (len(st.centre) != 3 or not all(math.isfinite(c) for c in st.centre)):
+            raise ScenarioError(f"{path}: structure.centre: expected 3 finite coordinates [x, y, z] in Å, "
+                                f"got {st.centre}")
         if st.reference:
             from .report.published import PUBLISHED
 

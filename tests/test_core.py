@@ -107,7 +107,8 @@ def test_linear_single_atom_lands_where_geometry_says():
     pos = np.array([[1.3, -0.7, 2.1]])
     m = AtomicModel(pos, ["Si"])
     angles = [(0, 0, 0), (0, 30, 0), (10, 50, -20)]
-    ts = simulate_linear(m, angles, pixel_size=0.2, shape=(64, 64), params=LinearParams(blur_sigma_A=0.2))
+    ts = simulate_linear(m, angles, pixel_size=0.2, shape=(64, 64), params=LinearParams(blur_sigma_A=0.2),
+                         centre=(0.0, 0.0, 0.0))   # a stated centre off the (one-atom) centroid
     for k in range(3):
         beam = geometry.object_to_beam(pos, angles[k])
         img = ts.images[k]

@@ -41,11 +41,12 @@ def test_element_lists_and_labels():
     assert parse_elements(None) is None
     _one_line_error(parse_elements, "Si,Qq", match="Qq")
     assert labels_to_elements([1, 3, 2, 1], "x,O,Si").tolist() == ["x", "Si", "O", "x"]
-    assert labels_to_elements(["14", "8", "14.0"]).tolist() == ["Si", "O", "Si"]  # atomic numbers
+    assert labels_to_elements(["14", "8", "14.0"], atomic_numbers=True).tolist() == ["Si", "O", "Si"]
+    _one_line_error(labels_to_elements, ["14", "8"], match="no element list")  # never silently atomic numbers
     assert labels_to_elements(["Si", "o", "x"], "Ge").tolist() == ["Si", "O", "x"]  # symbols need no list
     msg = _one_line_error(labels_to_elements, [1, 4], ["x", "O", "Si"], source="m.mat", match="out of range")
     assert "m.mat" in msg and "4" in msg
-    _one_line_error(labels_to_elements, [0], match="atomic number")
+    _one_line_error(labels_to_elements, [0], atomic_numbers=True, match="atomic number")
     _one_line_error(labels_to_elements, ["Zz"], match="Zz")
 
 
@@ -64,13 +65,14 @@ def test_paper_style_extxyz_with_integer_species(tmp_path):
     m = read_model(f, elements="Si,O")
     assert m.elements.tolist() == ["Si", "O", "Si", "Si"]
     np.testing.assert_allclose(m.positions, XYZ)
-    assert read_model(f).elements.tolist() == ["H", "He", "H", "H"]  # no list: atomic numbers
+    assert read_model(f, atomic_numbers=True).elements.tolist() == ["H", "He", "H", "H"]  # asked for: Z
+    _one_line_error(read_model, f, match="no element list")
     m = read_model(f, elements="x,Ge")  # class 1 is a non-atom: dropped
     assert m.elements.tolist() == ["Ge"] and np.allclose(m.positions, XYZ[[1]])
     # extra property columns before and after the positions
     f2 = tmp_path / "extra.xyz"
     f2.write_text("2\nProperties=id:I:1:species:S:1:pos:R:3:q:R:1\n7 x 1 2 3 0.5\n8 14 4 5 6 0.1\n")
-    m = read_model(f2)
+    m = read_model(f2, atomic_numbers=True)
     assert m.elements.tolist() == ["Si"] and np.allclose(m.positions, [[4, 5, 6]])
 
 
@@ -78,7 +80,7 @@ def test_whitespace_table(tmp_path):
     f = tmp_path / "model.dat"
     f.write_text("# species x y z occupancy\n% another comment\n\n"
                  "Si 0.5 -1.25 2.0 1.0\n8 3.0 0.0 -4.5\nO -2.0 1.5 0.25 0.3 extra\nGe 7 7.5 -8\n")
-    m = read_model(f)
+    m = read_model(f, atomic_numbers=True)  # "8" is an atomic number: asked for
     assert m.elements.tolist() == ["Si", "O", "O", "Ge"]
     np.testing.assert_allclose(m.positions, XYZ)
     f.write_text("1 0 0 0\n2 1 1 1\n3 2 2 2\n")
@@ -148,7 +150,7 @@ def _write_v73(path, arrays):
 def test_v73_mat(tmp_path):
     f = tmp_path / "v73.mat"
     _write_v73(f, {"pos": XYZ, "types": np.array([[14.0, 8.0, 8.0, 32.0]])})
-    m = read_model(f)
+    m = read_model(f, atomic_numbers=True)
     assert m.elements.tolist() == ["Si", "O", "O", "Ge"]
     np.testing.assert_allclose(m.positions, XYZ)
 

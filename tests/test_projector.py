@@ -106,8 +106,8 @@ def test_projection_matches_simulate_linear():
     model = AtomicModel([[2.0, -1.2, 3.1], [-3.3, 2.4, -0.8], [0.7, 3.5, -3.0]], ["Si", "Si", "Si"])
     params = LinearParams(default_sigma_A=0.4, blur_sigma_A=0.0, amplitude={"Si": 1.0})
     angles = np.array([[0, 0, 0], [0, 60, 0], [30, -45, 20], [-70, 20, 110]], float)
-    ts = simulate_linear(model, angles, pixel_size=pix, shape=(n, n), params=params)
-    g = geometry.axis_coordinates(n, pix)
+    ts = simulate_linear(model, angles, pixel_size=pix, shape=(n, n), params=params, centre=(0.0, 0.0, 0.0))
+    g = geometry.axis_coordinates(n, pix)   # the volume's origin is the stated rotation centre
     X, Y, Z = np.meshgrid(g, g, g, indexing="ij")
     vol = np.zeros((n, n, n))
     for p in model.positions:

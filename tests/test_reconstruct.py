@@ -56,7 +56,7 @@ def test_resire_round_trip_atom_positions(atoms_series, atoms_resire):
     model, ts = atoms_series
     vol = atoms_resire
     assert vol.shape == (44, 44, 44) and vol.data.dtype == np.float32 and vol.voxel_size == PIX
-    peaks = _peaks(vol)
+    peaks = _peaks(vol) + np.asarray(ts.metadata["centre_A"])   # reconstruction frame → object frame
     assert len(peaks) == len(model)
     dist = np.linalg.norm(model.positions[:, None, :] - peaks[None, :, :], axis=2)
     nearest = dist.min(axis=1)

@@ -1,4 +1,5 @@
-"""Ring statistics (issue 6): shortest-path rings, good (alternating Si/O) rings, truth vs traced, report."""
+"""Ring statistics (issues 6, 17): the one shortest-path ring counter, checked against matscipy's
+``ring_statistics`` and against crystals counted by hand; good (alternating Si/O) rings, truth vs traced, report."""
 from __future__ import annotations
 
 import numpy as np
@@ -90,7 +91,7 @@ def test_honeycomb_patch_counts_each_cell_once():
     # 7 hexagonal cells of 6 Si + 6 O; the perimeter and the two-cell loops are not shortest-path rings
     assert df.loc[12, "n_rings"] == 7 and df.loc[12, "n_good"] == 7
     assert df["n_rings"].sum() == 7
-    # the same cells in the existing a-Si analysis (first-found shortest path per bond pair)
+    # the structure analysis counts with the same counter
     off, idx = bond_graph(m.positions, m.elements)
     adj = [list(idx[off[i]:off[i + 1]]) for i in range(len(m))]
     assert shortest_path_rings(adj, max_size=18) == {12: 7}
@@ -122,6 +123,162 @@ def test_find_rings_returns_ordered_rings_and_all_equal_paths():
         for p in range(len(r)):
             assert r[(p + 1) % len(r)] in adj[int(r[p])]
     assert list(good_rings(rings, np.array(["Si", "O", "Si", "O", "O"]))) == [True, True, True]
+
+
+def _csr(i, j, n):
+    """CSR adjacency from a full (both directions) pair list."""
+    order = np.lexsort((j, i))
+    off = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(i, minlength=n), out=off[1:])
+    return off, np.asarray(j, np.int64)[order]
+
+
+def _sizes(rings) -> dict[int, int]:
+    sizes, counts = np.unique([len(r) for r in rings], return_counts=True)
+    return dict(zip(sizes.tolist(), counts.tolist()))
+
+
+def _matscipy_counts(atoms, cutoff, max_size=None) -> dict[int, int]:
+    """matscipy's shortest-path ring counts {size [atoms]: n} (its index is the ring size in atoms = bonds).
+
+    Its ``maxlength`` m finds every even ring up to 2⌊(m−1)/2⌋ and odd one up to that + 1 (and its padding
+    breaks when an odd ring of m atoms exists), so m = max_size + 1 (odd max_size) or + 2 (even), and sizes
+    above ``max_size`` are dropped; None: no limit.
+    """
+    from matscipy.rings import ring_statistics as ms_ring_statistics
+
+    m = -1 if max_size is None else max_size + 1 if max_size % 2 else max_size + 2
+    rs = ms_ring_statistics(atoms, cutoff, maxlength=m)
+    return {k: int(v) for k, v in enumerate(rs) if v and (max_size is None or k <= max_size)}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 8, 12, 19, 36])
+def test_rings_match_matscipy_on_random_networks(seed):
+    """Random point clouds bonded within a cutoff: dense, irregular graphs with odd and even rings, shortcuts
+    and many equally short paths; every ring size up to 12 atoms agrees with matscipy's count."""
+    import ase
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(20, 300))
+    side = (n / rng.uniform(0.03, 0.09)) ** (1 / 3)
+    cut = rng.uniform(2.0, 2.7)
+    atoms = ase.Atoms(f"Si{n}", rng.uniform(0, side, (n, 3)))
+    atoms.center(vacuum=10.0)  # matscipy needs a cell; no periodic boundaries
+    ref = _matscipy_counts(atoms, cut, 12)
+    off, idx = bond_graph(atoms.positions, bond_window_A=(0.0, cut), bond_pairs="any")
+    assert _sizes(find_rings(off, idx, max_size=12)) == ref
+    assert sum(ref.values()) >= 5
+
+
+def test_random_networks_include_odd_rings():
+    # the matscipy comparison above covers odd rings (turns at equal distance) as well as even ones
+    import ase
+
+    rng = np.random.default_rng(8)
+    n = int(rng.integers(20, 300))
+    side = (n / rng.uniform(0.03, 0.09)) ** (1 / 3)
+    cut = rng.uniform(2.0, 2.7)
+    atoms = ase.Atoms(f"Si{n}", rng.uniform(0, side, (n, 3)))
+    off, idx = bond_graph(atoms.positions, bond_window_A=(0.0, cut), bond_pairs="any")
+    counts = _sizes(find_rings(off, idx, max_size=12))
+    assert any(k % 2 for k in counts) and any(k % 2 == 0 for k in counts)
+
+
+def _periodic_graph(atoms, cutoff):
+    from ase.neighborlist import neighbor_list
+
+    i, j = neighbor_list("ij", atoms, cutoff)
+    return _csr(i, j, len(atoms))
+
+
+def _beta_cristobalite(a=7.16):
+    """Ideal beta-cristobalite (Fd-3m) conventional cell: Si on diamond sites, O at every Si–Si bond midpoint
+    (Si–O = a√3/8 = 1.55 Å, Si–O–Si 180°); 8 Si + 16 O."""
+    from ase import Atoms
+    from ase.build import bulk
+    from ase.neighborlist import neighbor_list
+
+    si = bulk("Si", "diamond", a=a, cubic=True)
+    i, j, d = neighbor_list("ijD", si, 0.45 * a)
+    half = i < j
+    o = si.positions[i[half]] + 0.5 * d[half]
+    cell = Atoms(["Si"] * len(si) + ["O"] * len(o), np.vstack([si.positions, o]), cell=si.cell, pbc=True)
+    cell.wrap()
+    return cell
+
+
+def test_diamond_rings_by_hand():
+    """Diamond: every bond angle lies in 2 six-rings, 6 angles per atom → 12 six-rings per atom, each shared
+    by 6 atoms: 2 N six-rings and no other ring (3×3×3 cells, 216 Si; loops winding round the periodic cell
+    are ≥ 12 bonds long, beyond the 10 searched)."""
+    from ase.build import bulk
+
+    si = bulk("Si", "diamond", a=5.431, cubic=True).repeat(3)
+    off, idx = _periodic_graph(si, 2.6)
+    assert np.all(np.diff(off) == 4)
+    rings = find_rings(off, idx, max_size=10)
+    assert _sizes(rings) == {6: 2 * len(si)} == {6: 432}
+    # each bond in 6 rings (12 N ring-bond incidences over 2 N bonds)
+    bonds = {}
+    for r in rings:
+        for p in range(6):
+            e = tuple(sorted((int(r[p]), int(r[(p + 1) % 6]))))
+            bonds[e] = bonds.get(e, 0) + 1
+    assert len(bonds) == 2 * len(si) and set(bonds.values()) == {6}
+    assert _matscipy_counts(si, 2.6, 10) == {6: 432}
+
+
+def test_beta_cristobalite_rings_by_hand():
+    """beta-cristobalite: the Si–O graph is diamond with an O on every bond, so its rings are the diamond
+    six-rings with 6 O inserted: 2 N_Si rings of 12 atoms (6 Si), all alternating, no other ring up to 20
+    atoms (3×3×3 cells, 216 Si + 432 O; winding loops ≥ 24 atoms)."""
+    cr = _beta_cristobalite().repeat(3)
+    el = np.array(cr.get_chemical_symbols())
+    off, idx = _periodic_graph(cr, {("Si", "O"): 1.8})
+    assert np.all(np.diff(off)[el == "Si"] == 4) and np.all(np.diff(off)[el == "O"] == 2)
+    rings = find_rings(off, idx, max_size=20)
+    n_si = int((el == "Si").sum())
+    assert _sizes(rings) == {12: 2 * n_si} == {12: 432}
+    assert good_rings(rings, el).all()
+    assert _matscipy_counts(cr, {("Si", "O"): 1.8}, 20) == {12: 432}
+
+
+def test_cristobalite_particle_one_counter_everywhere():
+    """A spherical beta-cristobalite particle (finite, as the package's models are): ring_statistics, the
+    structure analysis and matscipy give the same counts; only six-Si rings."""
+    import ase
+
+    from aetbench.structures.analysis import analyse
+
+    cr = _beta_cristobalite().repeat(4)
+    x = cr.positions - cr.positions.mean(0)
+    keep = np.linalg.norm(x, axis=1) < 11.0
+    rng = np.random.default_rng(3)
+    m = AtomicModel(x[keep] + rng.normal(0, 0.05, (keep.sum(), 3)), np.array(cr.get_chemical_symbols())[keep])
+    df = ring_statistics(m, sizes=range(3, 25)).set_index("size_atoms")
+    ours = {int(k): int(v) for k, v in df["n_rings"].items() if v}
+    atoms = ase.Atoms(m.elements, m.positions)
+    atoms.center(vacuum=10.0)
+    assert ours == _matscipy_counts(atoms, {("Si", "O"): 1.91}, 24)
+    assert set(ours) == {12} and ours[12] > 20 and df.loc[12, "n_good"] == ours[12]
+    # rings through interior atoms (deeper than 3 Å below the surface): same rule in both modules
+    a = analyse(m, cutoffs={"O-Si": 1.91, "Si-Si": 0.0, "O-O": 0.0}, shell=3.0, max_ring=24)
+    interior = ring_statistics(m, sizes=range(3, 25), shell_A=3.0)
+    assert a["rings"] == {int(k): int(v) for k, v in zip(interior["size_atoms"], interior["n_rings"]) if v}
+    assert 0 < a["rings"][12] < ours[12]
+
+
+def test_find_rings_centres_and_limits():
+    x, el = _ring(12)
+    off, idx = bond_graph(x, el)
+    assert len(find_rings(off, idx, max_size=12)) == 1
+    assert find_rings(off, idx, max_size=11) == []  # a 12-ring is not searched for
+    assert len(find_rings(off, idx, max_size=12, centres=[3])) == 1
+    assert find_rings(off, idx, max_size=12, centres=np.zeros(12, bool)) == []
+    with pytest.raises(AetbenchError, match="ring search"):
+        find_rings(off, idx, max_size=12, max_steps=5)
+    with pytest.raises(AetbenchError, match="max_size"):
+        find_rings(off, idx, max_size=2)
 
 
 def test_bad_input_raises():

@@ -189,16 +189,28 @@ def test_sio2_small_targets(sio2_small):
     assert m["density_per_A3"] == pytest.approx(0.0662, rel=0.10)
 
 
-def test_sio2_small_rings_agree_with_ring_statistics(sio2_small):
+def test_sio2_small_rings_agree_with_matscipy(sio2_small):
+    """Issue 17: the ring statistics of sio2_small equal matscipy's shortest-path ring counts for every ring
+    size, on the same graph (Si–O pairs closer than 2.0 Å, as in the recipe's analysis; no size limit)."""
+    import ase
+    from matscipy.rings import ring_statistics as ms_ring_statistics
+
     from aetbench.score.rings import ring_statistics
 
     model, m = sio2_small
-    # all rings of the particle (from every atom), Si–O bonds up to 2.0 Å as in the recipe's analysis
-    df = ring_statistics(model, bond_window_A=(1.2, 2.0), sizes=range(4, 21))
-    counts = dict(zip(df["size_atoms"], df["n_rings"]))
+    atoms = ase.Atoms(model.elements, model.positions)
+    atoms.center(vacuum=10.0)  # matscipy needs a cell; no periodic boundaries
+    ref = {k: int(v) for k, v in enumerate(ms_ring_statistics(atoms, {("Si", "O"): 2.0})) if v}
+    # all rings of the particle (from every atom); sizes up to 64 atoms: no limit below matscipy's
+    df = ring_statistics(model, bond_window_A=(1.2, 2.0), sizes=range(3, 65))
+    counts = {int(k): int(v) for k, v in zip(df["size_atoms"], df["n_rings"]) if v}
+    assert counts == ref
     assert max(counts, key=counts.get) == 12 == 2 * max(m["rings_si"], key=m["rings_si"].get)
     assert df["n_good"].sum() == df["n_rings"].sum()  # the ground truth alternates Si/O everywhere
     assert sum(counts[k] for k in (10, 12, 14)) > 0.6 * sum(counts.values())
+    # the recipe's metrics (rings through atoms 4 Å below the surface, up to 20 atoms) use the same counter
+    inner = ring_statistics(model, bond_window_A=(1.2, 2.0), sizes=range(3, 21), shell_A=4.0)
+    assert m["rings"] == {int(k): int(v) for k, v in zip(inner["size_atoms"], inner["n_rings"]) if v}
 
 
 @pytest.mark.slow

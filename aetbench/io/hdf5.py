@@ -12,6 +12,7 @@ A volume file has ``/data`` (nx, ny, nz) and attrs ``kind="aetbench.Volume"``,
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -19,7 +20,8 @@ import numpy as np
 
 from .files import AetbenchError, atomic_write_path
 
-__all__ = ["write_tilt_series", "read_tilt_series", "write_volume", "read_volume"]
+__all__ = ["write_tilt_series", "read_tilt_series", "write_volume", "read_volume", "tilt_series_to_bytes",
+           "tilt_series_from_bytes"]
 
 
 def _json_default(o):
@@ -30,38 +32,58 @@ def _json_default(o):
     return str(o)
 
 
-def write_tilt_series(ts, path) -> None:
+def _write_ts(ts, target) -> None:
     import h5py
 
-    with atomic_write_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=ts.images, compression="gzip", compression_opts=1)
-            f.create_dataset("angles", data=ts.angles)
-            f.attrs["kind"] = "aetbench.TiltSeries"
-            f.attrs["pixel_size_A"] = ts.pixel_size
-            f.attrs["dose_e_per_A2"] = float("nan") if ts.dose is None else float(ts.dose)
-            f.attrs["metadata_json"] = json.dumps(ts.metadata, default=_json_default)
+    with h5py.File(target, "w") as f:
+        f.create_dataset("images", data=ts.images, compression="gzip", compression_opts=1)
+        f.create_dataset("angles", data=ts.angles)
+        f.attrs["kind"] = "aetbench.TiltSeries"
+        f.attrs["pixel_size_A"] = ts.pixel_size
+        f.attrs["dose_e_per_A2"] = float("nan") if ts.dose is None else float(ts.dose)
+        f.attrs["metadata_json"] = json.dumps(ts.metadata, default=_json_default)
 
 
-def read_tilt_series(path):
+def _read_ts(source, name):
     import h5py
 
     from ..types import TiltSeries
 
+    with h5py.File(source, "r") as f:
+        if f.attrs.get("kind") != "aetbench.TiltSeries":
+            raise AetbenchError(f"{name}: not an aetbench tilt-series HDF5 file")
+        dose = float(f.attrs["dose_e_per_A2"])
+        return TiltSeries(
+            images=f["images"][()],
+            angles=f["angles"][()],
+            pixel_size=float(f.attrs["pixel_size_A"]),
+            dose=None if math.isnan(dose) else dose,
+            metadata=json.loads(f.attrs["metadata_json"]),
+        )
+
+
+def write_tilt_series(ts, path) -> None:
+    with atomic_write_path(path) as tmp:
+        _write_ts(ts, tmp)
+
+
+def read_tilt_series(path):
     try:
-        with h5py.File(path, "r") as f:
-            if f.attrs.get("kind") != "aetbench.TiltSeries":
-                raise AetbenchError(f"{path}: not an aetbench tilt-series HDF5 file")
-            dose = float(f.attrs["dose_e_per_A2"])
-            return TiltSeries(
-                images=f["images"][()],
-                angles=f["angles"][()],
-                pixel_size=float(f.attrs["pixel_size_A"]),
-                dose=None if math.isnan(dose) else dose,
-                metadata=json.loads(f.attrs["metadata_json"]),
-            )
+        return _read_ts(path, path)
     except OSError as e:
         raise AetbenchError(f"{path}: cannot read HDF5 tilt series ({e})") from None
+
+
+def tilt_series_to_bytes(ts) -> bytes:
+    """The HDF5 file of ``ts`` (layout above) as bytes, e.g. for a checked cache entry."""
+    buf = io.BytesIO()
+    _write_ts(ts, buf)
+    return buf.getvalue()
+
+
+def tilt_series_from_bytes(data: bytes, name: str = "<bytes>"):
+    """Inverse of :func:`tilt_series_to_bytes`; h5py's errors propagate (the caller names the file)."""
+    return _read_ts(io.BytesIO(data), name)
 
 
 def write_volume(vol, path) -> None:

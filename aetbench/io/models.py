@@ -20,7 +20,15 @@ Labels
 ------
 An element list such as ``"x,O,Si"`` maps integer labels 1, 2, 3 … to elements;
 ``"x"`` (:data:`aetbench.types.NON_ATOM`) marks a non-atom class, whose atoms are
-dropped.  Without a list, integer labels are atomic numbers; symbols need no list.
+dropped.  Integer labels without a list are refused (one line), unless the caller asks for
+atomic numbers (``atomic_numbers=True``; ``aetbench score --labels Z``); symbols need no list.
+
+Checks
+------
+A reader never guesses silently: an XYZ header that announces a different atom count than
+the file holds and a 3×3 coordinate array (atoms by rows or by columns?) are errors; an empty
+file is reported as empty.  :func:`model_warnings` lists suspicious content (atoms closer than
+:data:`DUPLICATE_DISTANCE_A`, i.e. duplicated atoms) as one-line warnings.
 
 Axes
 ----
@@ -35,6 +43,8 @@ Examples
 ['x', 'O', 'Si']
 >>> labels_to_elements(["1", "3", "2"], ["x", "O", "Si"]).tolist()
 ['x', 'Si', 'O']
+>>> labels_to_elements(["14", "8"], atomic_numbers=True).tolist()
+['Si', 'O']
 """
 from __future__ import annotations
 
@@ -47,9 +57,14 @@ import numpy as np
 from ..types import NON_ATOM, AtomicModel
 from .files import AetbenchError
 
-__all__ = ["read_model", "parse_axes", "apply_axes", "parse_elements", "labels_to_elements", "read_labels"]
+__all__ = ["read_model", "parse_axes", "apply_axes", "parse_elements", "labels_to_elements", "read_labels",
+           "model_warnings", "axes_matrix", "matrix_axes", "DUPLICATE_DISTANCE_A"]
 
 _MAT_SUFFIXES = {".mat"}
+
+#: two atoms closer than this [Å] are reported as duplicates (the shortest bonds in condensed matter, H–H
+#: aside, are ≥ 0.96 Å (O–H); AET resolves atoms ≳ 1 Å apart)
+DUPLICATE_DISTANCE_A = 0.5
 
 
 # ---------------------------------------------------------------------------------------------- parsing helpers
@@ -88,6 +103,29 @@ def apply_axes(positions, axes: str | None, *, what: str = "axes") -> np.ndarray
         return pos
     order, signs = parse_axes(axes, what=what)
     return pos[:, list(order)] * np.asarray(signs)
+
+
+def axes_matrix(axes: str | None) -> np.ndarray:
+    """3×3 signed permutation ``M`` with ``apply_axes(p, axes) == p @ M.T`` (identity for ``None``)."""
+    m = np.zeros((3, 3))
+    order, signs = parse_axes(axes) if axes is not None else ((0, 1, 2), (1.0, 1.0, 1.0))
+    for k, (j, s) in enumerate(zip(order, signs)):
+        m[k, j] = s
+    return m
+
+
+def matrix_axes(m) -> str:
+    """Axes string of a 3×3 signed permutation matrix (inverse of :func:`axes_matrix`).
+
+    >>> matrix_axes(axes_matrix("yx-z"))
+    'yx-z'
+    """
+    m = np.asarray(m)
+    out = []
+    for k in range(3):
+        j = int(np.flatnonzero(m[k])[0])
+        out.append(("-" if m[k, j] < 0 else "") + "xyz"[j])
+    return "".join(out)
 
 
 def _chemical_symbols() -> list[str]:
@@ -139,7 +177,7 @@ def _as_int_labels(arr: np.ndarray) -> np.ndarray | None:
     return f.astype(np.int64)
 
 
-def labels_to_elements(labels, elements=None, *, source: str = "labels") -> np.ndarray:
+def labels_to_elements(labels, elements=None, *, source: str = "labels", atomic_numbers: bool = False) -> np.ndarray:
     """Map labels (symbols, integer strings or integers) to element symbols.
 
     Parameters
@@ -150,6 +188,9 @@ def labels_to_elements(labels, elements=None, *, source: str = "labels") -> np.n
         Element list; integer label k maps to ``elements[k - 1]``.
     source : str
         File or field named in error messages.
+    atomic_numbers : bool
+        Without a list, read integer labels as atomic numbers; otherwise integer labels
+        without a list are an error (``1`` would silently become H).
 
     Returns
     -------
@@ -170,6 +211,11 @@ def labels_to_elements(labels, elements=None, *, source: str = "labels") -> np.n
                     raise AetbenchError(f"{source}: label {k} is out of range of the element list "
                                         f"{','.join(elist)} (labels 1..{len(elist)})")
                 mapped.append(elist[k - 1])
+            elif not atomic_numbers:
+                raise AetbenchError(f"{source}: integer labels ({', '.join(str(v) for v in _int_uniques(uniq)[:5])}) "
+                                    "and no element list; give one (e.g. 'Si,Ge,Sn' maps 1, 2, 3: --model-elements/"
+                                    "--truth-elements, or elements/truth_elements in a scenario) or read them as "
+                                    "atomic numbers (--labels Z)")
             else:
                 if not 1 <= k < len(syms):
                     raise AetbenchError(f"{source}: label {k} is not an atomic number (1..{len(syms) - 1}); "
@@ -181,6 +227,16 @@ def labels_to_elements(labels, elements=None, *, source: str = "labels") -> np.n
                 raise AetbenchError(f"{source}: label {u!r} is neither a chemical symbol nor an integer label")
             mapped.append(sym)
     return np.asarray(mapped, dtype=str)[inv] if len(mapped) else np.empty(0, dtype=str)
+
+
+def _int_uniques(uniq) -> list[int]:
+    out = []
+    for u in uniq:
+        try:
+            out.append(int(float(u)))
+        except ValueError:
+            pass
+    return sorted(set(out))
 
 
 # ---------------------------------------------------------------------------------------------- text formats
@@ -221,6 +277,13 @@ def _read_xyz(path: Path, lines: list[str]) -> tuple[np.ndarray, np.ndarray]:
     if len(lines) < start + 2 + n:
         raise AetbenchError(f"{path}: XYZ header announces {n} atoms but the file holds "
                             f"{max(len(lines) - start - 2, 0)} atom lines")
+    rest = [ln for ln in lines[start + 2 + n:] if ln.strip()]
+    if rest and not re.fullmatch(r"\d+", _strip_comment_prefix(rest[0]).strip()):
+        # more atom lines than announced (a second frame would start with its own count line)
+        more = len([ln for ln in rest if len(_strip_comment_prefix(ln).split()) >= 4])
+        if more:
+            raise AetbenchError(f"{path}: XYZ header announces {n} atoms but the file holds {n + more} atom "
+                                "lines; fix the count on the first line")
     comment = _strip_comment_prefix(lines[start + 1])
     body = lines[start + 2:start + 2 + n]
     text = f"{n}\n{comment.rstrip()}\n" + "".join(ln if ln.endswith("\n") else ln + "\n" for ln in body)
@@ -352,6 +415,9 @@ def _read_mat(path: Path, pixel_size: float | None, types_path) -> tuple[np.ndar
                             f"(variables: {found})")
     key, c = next(iter(coords.items()))
     c = np.asarray(c, dtype=float)
+    if c.shape == (3, 3):
+        raise AetbenchError(f"{path}: coordinate array {key} is 3×3: cannot tell 3 atoms by rows (N×3) from 3 atoms "
+                            "by columns (3×N); write the 3 atoms as a text or XYZ file (species x y z in Å)")
     pos = c if c.shape[1] == 3 else c.T
     n = pos.shape[0]
     if types_path is not None:
@@ -363,7 +429,7 @@ def _read_mat(path: Path, pixel_size: float | None, types_path) -> tuple[np.ndar
 
 # ---------------------------------------------------------------------------------------------- entry point
 def read_model(path, *, elements: list[str] | str | None = None, axes: str | None = None,
-               types_path=None, pixel_size: float | None = None) -> AtomicModel:
+               types_path=None, pixel_size: float | None = None, atomic_numbers: bool = False) -> AtomicModel:
     """Read an atomic model (positions in Å) from extxyz, a table or a ``.mat`` file.
 
     Parameters
@@ -372,13 +438,15 @@ def read_model(path, *, elements: list[str] | str | None = None, axes: str | Non
         Model file (see the module docstring for the formats).
     elements : list of str or str, optional
         Element list mapping integer labels 1, 2, … (``"x,O,Si"``; ``"x"`` = non-atom).
-        Without it, integer labels are atomic numbers.
+        Without it, integer labels are an error unless ``atomic_numbers``.
     axes : str, optional
         Axis permutation/flip applied after reading, e.g. ``"yxz"`` swaps x and y.
     types_path : path, optional
         Separate file with the labels (``.mat`` vector or text), for coordinate-only files.
     pixel_size : float, optional
         Pixel size [Å] of the tracing volume; required for the paper's ``temp_model`` files.
+    atomic_numbers : bool
+        Read integer labels without an element list as atomic numbers (14 = Si).
 
     Returns
     -------
@@ -391,8 +459,12 @@ def read_model(path, *, elements: list[str] | str | None = None, axes: str | Non
         One-line message naming the file and the problem.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AetbenchError(f"{path}: file not found")
+    if not path.is_file():
+        raise AetbenchError(f"{path}: not a file (a folder?); expected a model file")
+    if path.stat().st_size == 0:
+        raise AetbenchError(f"{path}: empty file (0 bytes); expected an atomic model")
     if path.suffix.lower() in _MAT_SUFFIXES:
         pos, lab = _read_mat(path, pixel_size, types_path)
     else:
@@ -409,7 +481,34 @@ def read_model(path, *, elements: list[str] | str | None = None, axes: str | Non
                                 "(e.g. elements 'Si')")
         el = np.repeat(np.asarray(real), pos.shape[0])
     else:
-        el = labels_to_elements(lab, elements, source=str(path))
+        el = labels_to_elements(lab, elements, source=str(path), atomic_numbers=atomic_numbers)
     pos = apply_axes(pos, axes, what=f"{path}: axes")
     keep = el != NON_ATOM
     return AtomicModel(pos[keep], el[keep], name=str(path))
+
+
+def model_warnings(model: AtomicModel, what: str = "model", *,
+                   duplicate_distance_A: float = DUPLICATE_DISTANCE_A) -> list[str]:
+    """One-line warnings about suspicious model content.
+
+    Reports pairs of atoms closer than ``duplicate_distance_A`` [Å] (default
+    :data:`DUPLICATE_DISTANCE_A`): identical or near-identical rows, which inflate the
+    atom count and pair one traced atom with two truth atoms.
+
+    >>> from aetbench.types import AtomicModel
+    >>> model_warnings(AtomicModel([[0, 0, 0], [0, 0, 0], [3, 0, 0]], ["Si"] * 3), "truth")[0][:44]
+    'truth: 1 pair of atoms closer than 0.5 Å (at'
+    """
+    from scipy.spatial import cKDTree
+
+    pos = np.asarray(model.positions, dtype=float).reshape(-1, 3)
+    if len(pos) < 2:
+        return []
+    pairs = cKDTree(pos).query_pairs(duplicate_distance_A, output_type="ndarray")
+    if len(pairs) == 0:
+        return []
+    i, j = (int(v) for v in pairs[0])
+    d = float(np.linalg.norm(pos[i] - pos[j]))
+    n = len(pairs)
+    return [f"{what}: {n} pair{'s' if n > 1 else ''} of atoms closer than {duplicate_distance_A:g} Å "
+            f"(atoms {i + 1} and {j + 1} at {d:.3f} Å): duplicated atoms? they inflate the atom count"]

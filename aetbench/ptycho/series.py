@@ -164,4 +164,6 @@ def phase_tilt_series(series: list[FourDSTEM], engine: str, config: ReconConfig,
             "units": "projected phase [rad]", "simulation": {k: v for k, v in first.metadata.items()
                                                               if k not in ("tilt_index", "phonon_seed")}}
     meta["dose_per_A2"] = first.dose_per_A2    # the electrons' dose; the images themselves are phases, not counts
+    if "rotation_centre_object_A" in first.metadata:   # the simulator's rotation centre [Å] (aetbench.geometry)
+        meta["centre_A"] = list(first.metadata["rotation_centre_object_A"])
     return TiltSeries(np.stack(images).astype(float), angles, pixel_size=float(pixel_size), dose=None, metadata=meta)

@@ -48,8 +48,14 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
                "paper_precision_pm"]]
 
 
-def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict) -> Path:
-    """Write ``report.md`` and the figures into ``out``; returns the report path."""
+def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict,
+                 warnings: list[str] | None = None) -> Path:
+    """Write ``report.md`` and the figures into ``out``; returns the report path.
+
+    ``warnings`` (one line each, e.g. from :func:`aetbench.preprocess.checks.check_tilt_series_data` or
+    :func:`aetbench.score.spread_warning`) head the report under a "Warnings" heading, above every table, so they
+    cannot be missed.
+    """
     from .plots import plot_error_histogram, plot_model_vs_truth, plot_rate_precision
 
     out = Path(out)
@@ -58,6 +64,8 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
         parts.append(scenario.description + "\n")
     parts.append(f"Scenario file: `{scenario.path}`; methods: {', '.join(scenario.methods)}; "
                  f"cutoff {scenario.scoring.cutoff:g} Å; seed {scenario.seed}.\n")
+    if warnings:
+        parts.append("\n## Warnings\n\n" + "".join(f"- ⚠ **{w}**\n" for w in dict.fromkeys(warnings)))
     figures = []
     if not scores.empty:
         cols = ["structure", "dose", "method", "element", "n_truth", "n_traced", "identified", "rate_pct",

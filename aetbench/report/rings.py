@@ -2,7 +2,8 @@
 
 Input is the DataFrame of :func:`aetbench.score.rings.compare_rings` (or of
 :func:`aetbench.score.rings.ring_statistics` for one model).  Ring sizes are
-in atoms; for alternating Si–O rings the Si count is half of it.
+in atoms; for alternating Si–O rings the Si count is half of it.  The counts
+come from the package's one ring counter, :func:`aetbench.score.rings.find_rings`.
 """
 from __future__ import annotations
 
@@ -93,7 +94,8 @@ def rings_markdown(df: pd.DataFrame, *, title: str | None = None) -> str:
     if "bond_window_A" in attrs:
         lo, hi = attrs["bond_window_A"]
         lines += ["", f"Bonds: {attrs.get('bond_pairs', '')} pairs at {lo:.2f}–{hi:.2f} Å; shortest-path rings "
-                      f"(King's criterion); good = atom types alternate Si/O."]
+                      f"(no shortcut across a ring; Franzblau 1991, as matscipy counts them); "
+                      f"good = atom types alternate Si/O."]
     return "\n".join(lines) + "\n"
 
 

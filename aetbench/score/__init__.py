@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .metrics import ScoreDetails
 
-__all__ = ["score", "score_details", "ScoreDetails", "PROTOCOLS", "ROW_COLUMNS"]
+__all__ = ["score", "score_details", "ScoreDetails", "PROTOCOLS", "ROW_COLUMNS", "spread_warning"]
 
 
 def _protocols() -> dict:
@@ -108,3 +108,36 @@ def score(model: AtomicModel, truth: AtomicModel, *, cutoff: float, protocol: st
         precision_pm [pm], false_positives, wrong_element.
     """
     return score_details(model, truth, cutoff=cutoff, protocol=protocol).table
+
+
+def spread_warning(model: AtomicModel, truth: AtomicModel, cutoff: float, *, max_fraction: float = 0.01) -> str | None:
+    """A one-line warning when the traced atoms spread beyond the ground truth's extent, else ``None``.
+
+    Both models are taken about their own centroids (as the scorers take them).  The truth's extent is the distance
+    of its outermost atom; a traced atom lies *beyond* it when it is farther than that plus ``cutoff`` [Å].  More
+    than ``max_fraction`` of the traced atoms (and at least 3) beyond it is the signature of a particle that left
+    the field of view, of a wrong rotation centre, or of a wrong axis convention: the tracer then fills the field
+    with peaks of noise.
+
+    Examples
+    --------
+    >>> t = AtomicModel(np.random.default_rng(0).normal(0, 5, (200, 3)), ["Si"] * 200)
+    >>> spread_warning(t, t, 0.9) is None
+    True
+    >>> m = AtomicModel(np.random.default_rng(1).uniform(-50, 50, (200, 3)), ["Si"] * 200)
+    >>> spread_warning(m, t, 0.9).split(":")[0]
+    'traced atoms spread beyond the ground truth'
+    """
+    atoms = model.select(model.elements != NON_ATOM) if len(model) else model
+    if len(atoms) == 0 or len(truth) == 0:
+        return None
+    t = truth.positions - truth.positions.mean(axis=0)
+    m = atoms.positions - atoms.positions.mean(axis=0)
+    extent = float(np.linalg.norm(t, axis=1).max())
+    r = np.linalg.norm(m, axis=1)
+    beyond = int(np.count_nonzero(r > extent + float(cutoff)))
+    if beyond < 3 or beyond <= max_fraction * len(atoms):
+        return None
+    return (f"traced atoms spread beyond the ground truth: {beyond} of {len(atoms)} lie farther than "
+            f"{extent + float(cutoff):.1f} Å from their centroid (truth extent {extent:.1f} Å + cutoff {float(cutoff):g} Å, "
+            f"farthest {float(r.max()):.1f} Å); check the rotation centre, the field of view and the axis convention")

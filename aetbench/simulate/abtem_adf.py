@@ -500,7 +500,7 @@ def simulate_adf(model: AtomicModel, angles_deg, config: ADFConfig, *, seed: int
     if angles.ndim != 2 or angles.shape[1] != 3:
         raise AetbenchError(f"angles: expected shape (n, 3) in degrees, got {angles.shape}")
     n = angles.shape[0]
-    centre = model.positions.mean(axis=0) if centre is None else np.asarray(centre, dtype=float).reshape(3)
+    centre = geometry.rotation_centre(model.positions, centre)  # the one rule (aetbench.geometry)
     radius = float(np.linalg.norm(model.positions - centre, axis=1).max())
     plan = plan_cell(radius, config, fov_A=max(nx, ny) * float(pixel_size))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 104729]))

@@ -111,7 +111,7 @@ def _render(u, v, amp, width, nx, ny, pixel, out):  # pragma: no cover - numba
 
 
 def simulate_linear(model: AtomicModel, angles_deg, *, pixel_size: float, shape: tuple[int, int],
-                    params: LinearParams | None = None, centre=(0.0, 0.0, 0.0),
+                    params: LinearParams | None = None, centre=None,
                     metadata: dict | None = None) -> TiltSeries:
     """Noise-free linear ADF tilt series of ``model``.
 
@@ -127,21 +127,24 @@ def simulate_linear(model: AtomicModel, angles_deg, *, pixel_size: float, shape:
         Image size (nx, ny) in pixels.
     params : LinearParams, optional
         Cross-sections and widths; defaults tied to the paper's data.
-    centre : array_like, shape (3,)
+    centre : array_like, shape (3,), optional
         Fixed rotation centre [Å] in the object frame; it projects onto pixel
-        (nx // 2, ny // 2) at every tilt.
+        (nx // 2, ny // 2) at every tilt.  Default: the model's centroid
+        (:func:`aetbench.geometry.rotation_centre`, the rule of every tier).
 
     Returns
     -------
     TiltSeries
-        Detected fraction per pixel, ``dose=None``.
+        Detected fraction per pixel, ``dose=None``; ``metadata["centre_A"]`` is
+        the rotation centre [Å].
     """
     params = params or LinearParams()
     angles = np.asarray(angles_deg, dtype=float)
     if angles.ndim == 1:
         angles = geometry.single_axis_angles(angles)
     R = geometry.rotation_matrices(angles)
-    rel = model.positions - np.asarray(centre, dtype=float)
+    centre = geometry.rotation_centre(model.positions, centre)
+    rel = model.positions - centre
     beam = np.einsum("kij,aj->kai", R, rel)  # (n, N, 3)
     u = np.ascontiguousarray(beam[..., 0])
     v = np.ascontiguousarray(beam[..., 1])
@@ -154,5 +157,5 @@ def simulate_linear(model: AtomicModel, angles_deg, *, pixel_size: float, shape:
     out = np.zeros((angles.shape[0], nx, ny))
     _render(u, v, amp, width, nx, ny, float(pixel_size), out)
     meta = {"simulator": "linear", "amplitude_A2": amp_by, "width_A": wid_by,
-            "blur_sigma_A": params.blur_sigma_A, **(metadata or {})}
+            "blur_sigma_A": params.blur_sigma_A, "centre_A": centre.tolist(), **(metadata or {})}
     return TiltSeries(out, angles, pixel_size=pixel_size, dose=None, metadata=meta)

@@ -490,7 +490,7 @@ def simulate_4dstem(model: AtomicModel, angles_deg, config: PtychoConfig, *, see
         angles = geometry.single_axis_angles(angles)
     if angles.ndim != 2 or angles.shape[1] != 3:
         raise AetbenchError(f"angles: expected shape (n, 3) in degrees, got {angles.shape}")
-    centre = model.positions.mean(axis=0) if centre is None else np.asarray(centre, dtype=float).reshape(3)
+    centre = geometry.rotation_centre(model.positions, centre)  # the one rule (aetbench.geometry)
     if column_A is None:
         radius = float(np.linalg.norm(model.positions - centre, axis=1).max())
         plan = plan_ptycho(radius, config, fov_A=fov_A)

@@ -8,7 +8,6 @@ not count as under-coordination.
 """
 from __future__ import annotations
 
-from collections import deque
 from itertools import combinations
 
 import numpy as np
@@ -110,54 +109,29 @@ def _first_peak(d: np.ndarray) -> float:
     return float(0.5 * (edges[:-1] + edges[1:])[np.argmax(hs)])
 
 
-def shortest_path_rings(adj: list[list[int]], atoms=None, max_size: int = 10) -> dict[int, int]:
-    """Shortest-path rings (Franzblau, PRB 44, 4925 (1991)).
+def shortest_path_rings(adj, atoms=None, max_size: int = 10) -> dict[int, int]:
+    """Number of shortest-path rings per size [atoms] of a bond graph given as neighbour lists.
 
-    For every atom i and pair of its neighbours (j, k), the shortest path j→k
-    avoiding i closes a ring; distinct rings (as atom sets) are counted by size.
+    The package's one ring counter, :func:`aetbench.score.rings.find_rings` (rings with no shortcut across
+    them, Franzblau, PRB 44, 4925 (1991), as matscipy counts them), on ``adj``.
 
     Parameters
     ----------
-    adj : list of neighbour lists
+    adj : list of neighbour lists (symmetric)
     atoms : iterable of int, optional
-        Centres to start from (default all).
+        Count only rings through at least one of these atoms (default all rings).
     max_size : int
-        Largest ring size searched.
+        Largest ring size searched [atoms].
     """
-    seen: set = set()
-    counts: dict[int, int] = {}
-    centres = range(len(adj)) if atoms is None else atoms
-    for i in centres:
-        for j, k in combinations(adj[i], 2):
-            # BFS j -> k avoiding i
-            prev = {j: -1}
-            q = deque([(j, 0)])
-            found = False
-            while q and not found:
-                u, dep = q.popleft()
-                if dep >= max_size - 2:
-                    continue
-                for w in adj[u]:
-                    if w == i or w in prev:
-                        continue
-                    prev[w] = u
-                    if w == k:
-                        found = True
-                        break
-                    q.append((w, dep + 1))
-            if not found:
-                continue
-            ring = [i]
-            u = k
-            while u != -1:
-                ring.append(u)
-                u = prev[u]
-            key = frozenset(ring)
-            if len(key) != len(ring) or key in seen:
-                continue
-            seen.add(key)
-            counts[len(ring)] = counts.get(len(ring), 0) + 1
-    return dict(sorted(counts.items()))
+    from ..score.rings import ring_size_counts
+
+    n = len(adj)
+    deg = np.array([len(a) for a in adj], np.int64)
+    off = np.zeros(n + 1, np.int64)
+    np.cumsum(deg, out=off[1:])
+    idx = np.concatenate([np.asarray(a, np.int64).ravel() for a in adj]) if n else np.zeros(0, np.int64)
+    centres = None if atoms is None else np.asarray(list(atoms), np.int64)
+    return ring_size_counts(off, idx, max_size=max_size, centres=centres)
 
 
 def analyse(model: AtomicModel, *, cutoffs=None, shell: float = 3.0, rings: bool = True,
@@ -172,7 +146,8 @@ def analyse(model: AtomicModel, *, cutoffs=None, shell: float = 3.0, rings: bool
     ``bond_cutoff_A`` per pair, ``coordination`` (interior mean, per element and
     ``"all"``), ``fourfold_fraction`` (interior, per element and ``"all"``),
     ``angle_mean_deg``/``angle_sd_deg`` (interior centres, per centre element and
-    ``"all"``), ``rings`` (size → number of distinct shortest-path rings through interior atoms), and
+    ``"all"``), ``rings`` (size [atoms] → number of shortest-path rings, :func:`aetbench.score.rings.find_rings`,
+    with at least one interior atom; bonds: pairs closer than ``cutoffs``), and
     ``crystal_like_fraction`` when asked.
     """
     pos = np.asarray(model.positions, float)
@@ -214,9 +189,6 @@ def analyse(model: AtomicModel, *, cutoffs=None, shell: float = 3.0, rings: bool
     cn = np.bincount(own[bonded], minlength=n)
     out["coordination"], out["fourfold_fraction"] = {}, {}
     out["angle_mean_deg"], out["angle_sd_deg"] = {}, {}
-    adj = [[] for _ in range(n)]
-    for a, b in zip(own[bonded], idx[bonded]):
-        adj[a].append(int(b))
     angles = []
     ang_el = []
     for i in np.nonzero(interior)[0]:
@@ -239,8 +211,11 @@ def analyse(model: AtomicModel, *, cutoffs=None, shell: float = 3.0, rings: bool
     out["coordination_histogram"] = {int(k): int(v) for k, v in
                                      zip(*np.unique(cn[interior], return_counts=True))}
     if rings:
-        rc = shortest_path_rings(adj, atoms=np.nonzero(interior)[0], max_size=max_ring)
-        out["rings"] = {int(k): v for k, v in rc.items()}
+        from ..score.rings import ring_size_counts
+
+        boff = np.zeros(n + 1, np.int64)
+        np.cumsum(np.bincount(own[bonded], minlength=n), out=boff[1:])
+        out["rings"] = ring_size_counts(boff, idx[bonded], max_size=max_ring, centres=interior)
     if crystal_like:
         from .crystal import crystal_like_fraction
 

@@ -3,6 +3,9 @@
 Built particles are cached under ``<cache>/structures/<name>-<key>.extxyz``
 with the realism metrics in ``<name>-<key>.json`` next to them; the key hashes
 the recipe content, the seed and the source of :mod:`aetbench.structures`.
+The JSON file (written last) also records the entry's key and the checksum of
+the ``.extxyz``: a damaged or mismatched pair is reported in one line, moved
+aside and rebuilt.  The recipe ``name`` must be a plain file name.
 """
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..cache import code_fingerprint, content_hash, default_cache_dir
-from ..io.files import AetbenchError, atomic_write_text
+from ..cache import ENTRY_FORMAT, code_fingerprint, content_hash, default_cache_dir, file_digest, move_aside
+from ..io.files import AetbenchError, atomic_write_text, check_name, safe_join
 from ..types import AtomicModel
 from .recipe import METALLIC, Recipe, list_recipes, load_recipe
 
@@ -20,10 +23,37 @@ __all__ = ["build_structure", "build_from_recipe", "structure_metrics", "add_arg
 
 
 def _cache_paths(rec: Recipe, seed: int, cache_dir) -> tuple[Path, Path]:
-    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures"))
+    check_name(rec.name, f"{rec.path}: name")
+    # the cached metrics hold ring counts from score/rings.py (the one ring counter): its source is in the key
+    key = content_hash("structure", rec.raw, seed, code_fingerprint("structures", "score/rings"), ENTRY_FORMAT)
     d = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = d / "structures" / f"{rec.name}-{key}"
-    return stem.with_suffix(".extxyz"), stem.with_suffix(".json")
+    stem = f"{rec.name}-{key}"
+    return safe_join(d, "structures", f"{stem}.extxyz"), safe_join(d, "structures", f"{stem}.json")
+
+
+def _load_cached(xyz: Path, js: Path):
+    """``(model, metrics)`` of a sound cache entry, else ``None`` (a damaged entry is moved aside)."""
+    if not js.exists():  # never finished (the JSON is written last): rebuild and overwrite
+        return None
+    key = js.stem
+    try:
+        metrics = json.loads(js.read_text())
+        record = metrics.pop("cache", None)
+        if not isinstance(record, dict) or record.get("key") != key:
+            reason = "holds another entry's key" if isinstance(record, dict) else "no cache record"
+        elif record.get("extxyz_sha256") != file_digest(xyz):
+            reason = "checksum mismatch of the .extxyz (content changed since it was written)"
+        else:
+            m = AtomicModel.read(xyz)
+            return m, metrics
+    except FileNotFoundError:
+        reason = f"{xyz.name} is missing"
+    except Exception as e:  # noqa: BLE001 - unreadable JSON or extxyz: a damaged entry
+        reason = f"unreadable ({type(e).__name__})"
+    move_aside(js, reason)
+    if xyz.exists():
+        move_aside(xyz, "its metrics entry is bad")
+    return None
 
 
 def build_from_recipe(rec: Recipe, seed: int, log: dict | None = None) -> AtomicModel:
@@ -64,9 +94,10 @@ def _build_cached(recipe, seed, cache_dir, progress):
     rec = load_recipe(recipe)
     seed = rec.seed if seed is None else int(seed)
     xyz, js = _cache_paths(rec, seed, cache_dir)
-    if xyz.exists() and js.exists():
-        m = AtomicModel.read(xyz)
-        return AtomicModel(m.positions, m.elements, name=rec.name), json.loads(js.read_text()), xyz
+    hit = _load_cached(xyz, js)
+    if hit is not None:
+        m, metrics = hit
+        return AtomicModel(m.positions, m.elements, name=rec.name), metrics, xyz
     if progress:
         print(f"building {rec.name} ({rec.n_atoms} atoms, seed {seed}) …", file=sys.stderr)
     log: dict = {}
@@ -76,7 +107,8 @@ def _build_cached(recipe, seed, cache_dir, progress):
     metrics.update({"recipe": rec.name, "material": rec.material, "target": rec.target, "seed": seed,
                     "build": log, "analysis_seconds": time.perf_counter() - t0 - log.get("build_seconds", 0.0)})
     model.write(xyz)
-    atomic_write_text(js, json.dumps(metrics, indent=1, sort_keys=True))
+    record = {"key": js.stem, "extxyz_sha256": file_digest(xyz)}
+    atomic_write_text(js, json.dumps({**metrics, "cache": record}, indent=1, sort_keys=True))
     # hand on the coordinates as the file holds them (extxyz text rounds at ~1e-10 Å): a rerun served from the cache
     # then sees the same bits, so every downstream cache key and seeded noise draw matches the first run's
     m = AtomicModel.read(xyz)
