@@ -38,7 +38,7 @@ def case():
             break
     truth = AtomicModel(pts[keep], ["Si"] * len(keep))
     m = int(2 * radius / PIX) + 20
-    ts = simulate_linear(truth, np.arange(0.0, 180.0, 3.0), pixel_size=PIX, shape=(m, m))
+    ts = simulate_linear(truth, np.arange(0.0, 180.0, 3.0), pixel_size=PIX, shape=(m, m), centre=(0.0, 0.0, 0.0))
     start = TracedModel(AtomicModel(truth.positions + rng.normal(0, 0.1, truth.positions.shape), truth.elements),
                         np.ones(len(truth)))
     return truth, ts, start
