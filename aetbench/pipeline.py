@@ -462,6 +462,9 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     from .score.bound import bound_columns
 
     progress = progress_enabled(quiet)
+    from .reconstruct.gpu import set_default_device
+
+    set_default_device(device)  # --device gpu: RESIRE runs on the GPU too (aetbench.reconstruct.gpu)
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")

@@ -131,3 +131,55 @@ def test_bad_input_raises():
         Projector((8, 8, 8), [0.0]).forward(np.zeros((8, 8, 7)))
     with pytest.raises(AetbenchError, match="images"):
         back_project(np.zeros((8, 8)), [0.0])
+
+
+# ------------------------------------------------------------------------------ GPU backend
+_GPU_CHECK = """
+import numpy as np
+from aetbench.reconstruct.gpu import GpuProjector, available
+from aetbench.reconstruct.projector import Projector
+if not available():
+    raise SystemExit(77)
+rng = np.random.default_rng(0)
+vs, ims = (6, 5, 7), (7, 6)
+ang = np.array([[10.0, 30.0, -20.0], [0.0, -50.0, 0.0], [70.0, 5.0, 100.0]])
+sh = rng.uniform(-1, 1, (3, 2))
+G, C = GpuProjector(vs, ang, ims, sh), Projector(vs, ang, ims, sh, method="general")
+x, y = rng.random(vs).astype(np.float32), rng.random((3, *ims)).astype(np.float32)
+gx, gy = G.forward(x), G.back(y)
+np.testing.assert_allclose(gx, C.forward(x), rtol=1e-5, atol=1e-5)
+np.testing.assert_allclose(gy, C.back(y), rtol=1e-5, atol=1e-5)
+lhs, rhs = float(np.sum(gx.astype(np.float64) * y)), float(np.sum(x.astype(np.float64) * gy))
+assert abs(lhs - rhs) < 1e-5 * abs(lhs), (lhs, rhs)
+print("ok")
+"""
+
+
+def run_gpu_check(code: str, timeout: int = 300) -> str:
+    """Run ``code`` on a CUDA GPU if numba sees one, else under numba's CUDA simulator (a subprocess, since the
+    simulator must be switched on before numba.cuda is imported); skip when neither is usable."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ)
+    try:
+        from numba import cuda
+
+        real = cuda.is_available() and not os.environ.get("NUMBA_ENABLE_CUDASIM")
+    except Exception:  # noqa: BLE001
+        real = False
+    if not real:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode == 77 or "No module named 'numba.cuda" in p.stderr:
+        pytest.skip("neither a CUDA GPU nor numba's CUDA simulator is usable")
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+
+def test_gpu_projector_matches_cpu_and_is_adjoint():
+    assert "ok" in run_gpu_check(_GPU_CHECK)

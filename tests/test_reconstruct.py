@@ -88,6 +88,53 @@ def test_resire_deterministic_and_initial(atoms_series, atoms_resire):
     assert a.metadata["r_factor"][0] > 10 * c.metadata["r_factor"][0]
 
 
+def test_resire_nesterov_reaches_plain_r_factor_in_a_third(atoms_series, atoms_resire):
+    """FISTA momentum: the plain method's 150-iteration R-factor in ≤ 50 iterations, same atoms, never rising."""
+    model, ts = atoms_series
+    fast = resire(ts, iterations=50, accelerate="nesterov")
+    r_plain = atoms_resire.metadata["r_factor"][-1]
+    r = np.array(fast.metadata["r_factor"])
+    assert r[-1] <= r_plain, (r[-1], r_plain)
+    assert np.all(np.diff(r) <= 1e-3 * r[:-1])  # restarts keep it (near-)monotone
+    peaks = _peaks(fast) + np.asarray(ts.metadata["centre_A"])   # reconstruction frame → object frame
+    assert len(peaks) == len(model)
+    assert np.linalg.norm(model.positions[:, None, :] - peaks[None, :, :], axis=2).min(axis=1).max() < 0.1
+    with pytest.raises(AetbenchError, match="accelerate"):
+        resire(ts, iterations=1, accelerate="adam")
+
+
+def test_resire_ordered_subsets_reach_plain_r_factor_in_a_third(atoms_series, atoms_resire):
+    """Ordered subsets (6 groups of 6 projections, 25 subset + 25 plain iterations): the plain 150-iteration
+    R-factor in ≤ 50 iterations, same atoms."""
+    from aetbench.reconstruct.resire import make_projector, r_factor
+
+    model, ts = atoms_series
+    fast = resire(ts, iterations=50, accelerate="subsets", subsets=6)
+    assert fast.metadata["subsets"] == 6 and len(fast.metadata["r_factor"]) == 50
+    r_true = r_factor(make_projector(ts, fast.shape).forward(fast.data), ts.images)
+    assert r_true <= atoms_resire.metadata["r_factor"][-1], r_true
+    peaks = _peaks(fast) + np.asarray(ts.metadata["centre_A"])   # reconstruction frame → object frame
+    assert len(peaks) == len(model)
+    assert np.linalg.norm(model.positions[:, None, :] - peaks[None, :, :], axis=2).min(axis=1).max() < 0.1
+    with pytest.raises(AetbenchError, match="subsets"):
+        resire(ts, iterations=1, accelerate="subsets", subsets=len(ts) + 1)
+
+
+def test_resire_in_place_iterations_match_reference(atoms_series):
+    """The buffer-reusing loop is the textbook update x ← max(0, x − t Aᵀ(Ax − b)) (float32 round-off)."""
+    from aetbench.reconstruct.resire import make_projector
+
+    _, ts = atoms_series
+    vol = resire(ts, iterations=4)
+    P = make_projector(ts, vol.shape)
+    b = ts.images.astype(np.float32)
+    x = np.zeros(vol.shape, np.float32)
+    t = np.float32(1.0 / (len(ts) * vol.shape[2]))
+    for _ in range(4):
+        x = np.maximum(x - t * P.back(P.forward(x) - b), 0.0)
+    np.testing.assert_allclose(vol.data, x, rtol=1e-5, atol=1e-6 * float(x.max()))
+
+
 def _phantom(n: int) -> np.ndarray:
     g = np.arange(n) - n // 2
     X, Y, Z = np.meshgrid(g, g, g, indexing="ij")
@@ -157,3 +204,54 @@ def test_bad_arguments(phantom_full):
         fbp(ts, filter="gauss")
     with pytest.raises(AetbenchError, match="initial"):
         resire(ts, initial=np.zeros((3, 3, 3)))
+
+
+_RESIRE_GPU = """
+import numpy as np
+from aetbench.reconstruct.gpu import available
+from aetbench.reconstruct.projector import forward_project
+from aetbench.reconstruct.resire import resire
+from aetbench.types import TiltSeries
+if not available():
+    raise SystemExit(77)
+rng = np.random.default_rng(0)
+vol = np.zeros((6, 5, 6), np.float32)
+vol[1:5, 1:4, 2:5] = rng.random((4, 3, 3))
+ang = np.array([[0.0, -40.0, 0.0], [3.0, 0.0, -2.0], [-2.0, 60.0, 1.0]])
+ts = TiltSeries(forward_project(vol, ang, image_shape=(6, 5)), ang, 0.3)
+for acc in ("none", "nesterov"):
+    c = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="cpu")
+    g = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="gpu")
+    np.testing.assert_allclose(g.data, c.data, rtol=1e-5, atol=1e-6 * float(c.data.max()))
+    np.testing.assert_allclose(g.metadata["r_factor"], c.metadata["r_factor"], rtol=1e-5)
+    assert g.metadata["device"] == "gpu"
+print("ok")
+"""
+
+
+def test_resire_gpu_matches_cpu():
+    """--device gpu RESIRE (plain and Nesterov) = CPU RESIRE to float32 round-off (simulator when no GPU)."""
+    try:
+        from tests.test_projector import run_gpu_check
+    except ImportError:  # tests/ itself on sys.path
+        from test_projector import run_gpu_check
+
+    assert "ok" in run_gpu_check(_RESIRE_GPU, timeout=600)
+
+
+def test_resire_device_argument():
+    from aetbench.reconstruct import gpu
+
+    _, ts = _tiny_series()
+    with pytest.raises(AetbenchError, match="device"):
+        resire(ts, iterations=1, device="tpu")
+    if not gpu.available():
+        with pytest.raises(AetbenchError, match="gpu"):
+            resire(ts, iterations=1, device="gpu")
+
+
+def _tiny_series():
+    vol = np.zeros((6, 6, 6), np.float32)
+    vol[3, 3, 3] = 1.0
+    ang = geometry.single_axis_angles(np.array([-30.0, 0.0, 30.0]))
+    return vol, TiltSeries(forward_project(vol, ang), ang, 0.4)

@@ -342,6 +342,7 @@ class Projector:
         self._r02 = np.ascontiguousarray(self.R[:, 0, 2])
         self._su = np.ascontiguousarray(self.shifts[:, 0])
         self._dy = ims[1] // 2 - vs[1] // 2
+        self._scratch: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return self.angles.shape[0]
@@ -368,31 +369,61 @@ class Projector:
             return np.ascontiguousarray(native.transpose(0, 2, 1))
         return np.ascontiguousarray(native)
 
-    def forward_native(self, native: np.ndarray) -> np.ndarray:
-        """:meth:`forward` of a volume already in native layout (contiguous float32)."""
+    def _buffer(self, name: str, shape, dtype=np.float32) -> np.ndarray:
+        """A scratch array kept between calls (one per name), so iterative solvers do not allocate."""
+        buf = self._scratch.get(name)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = np.empty(shape, dtype=dtype)
+            self._scratch[name] = buf
+        return buf
+
+    @staticmethod
+    def _check_out(out, shape) -> np.ndarray:
+        if out is None:
+            return np.empty(shape, dtype=np.float32)
+        if out.shape != tuple(shape) or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise AetbenchError(f"out: expected a C-contiguous float32 array of shape {tuple(shape)}, got "
+                                f"{out.dtype} {out.shape}")
+        return out
+
+    def forward_native(self, native: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`forward` of a volume already in native layout (contiguous float32).
+
+        ``out`` (float32, shape :attr:`projections_shape`), when given, receives the
+        projections and is returned: no allocation per call.
+        """
+        out = self._check_out(out, self.projections_shape)
         if self.single_axis:
-            out = np.zeros(self.projections_shape, dtype=np.float32)
-            nonzero = np.empty(native.shape[:2], dtype=np.bool_)
+            out.fill(0.0)
+            nonzero = self._buffer("nonzero", native.shape[:2], np.bool_)
             _nonzero_rows(native, nonzero)  # all-zero y rows (common after positivity) are skipped
             _forward_single(native, nonzero, self._r00, self._r02, self._su, self._dy, out)
             return out
         n, mx, my = self.projections_shape
-        pad = np.zeros((n, mx + 2, my + 2), dtype=np.float32)
+        pad = self._buffer("pad", (n, mx + 2, my + 2))
+        pad.fill(0.0)
         _forward_general(native, self.R, self.shifts, pad)
-        return np.ascontiguousarray(pad[:, 1:-1, 1:-1])
+        out[...] = pad[:, 1:-1, 1:-1]
+        return out
 
-    def back_native(self, images) -> np.ndarray:
-        """:meth:`back` returning the volume in native layout."""
+    def back_native(self, images, out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`back` returning the volume in native layout (``out``, when given, is filled and returned)."""
         img = np.asarray(images)
         if img.shape != self.projections_shape:
             raise AetbenchError(f"images: expected shape {self.projections_shape} (n, nx, ny), got {img.shape}")
         nx, ny, nz = self.volume_shape
         if self.single_axis:
-            outT = np.zeros((nx, nz, ny), dtype=np.float32)
+            outT = self._check_out(out, (nx, nz, ny))
+            outT.fill(0.0)
             _back_single(np.ascontiguousarray(img, dtype=np.float32), self._r00, self._r02, self._su, self._dy, outT)
             return outT
-        out = np.zeros(self.volume_shape, dtype=np.float32)
-        pad = np.zeros((img.shape[0], img.shape[1] + 2, img.shape[2] + 2), dtype=np.float32)
+        out = self._check_out(out, self.volume_shape)
+        out.fill(0.0)
+        pad = self._buffer("pad", (img.shape[0], img.shape[1] + 2, img.shape[2] + 2))
+        pad[:, 0, :] = 0.0
+        pad[:, -1, :] = 0.0
+        pad[:, :, 0] = 0.0
+        pad[:, :, -1] = 0.0
         pad[:, 1:-1, 1:-1] = img
         _back_general(pad, self.R, self.shifts, out)
         return out

@@ -86,8 +86,12 @@ def iteration_range(n: int, progress: bool, desc: str):
 # --------------------------------------------------------------------------------------------- RESIRE
 
 
+_ACCELERATE = ("none", "nesterov", "subsets")
+
+
 def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivity: bool = True,
-           volume_shape=None, initial=None, progress: bool = False) -> Volume:
+           volume_shape=None, initial=None, progress: bool = False, accelerate: str = "none",
+           subsets: int = 4, device: str | None = None) -> Volume:
     """Reconstruct a volume from a tilt series with RESIRE.
 
     Parameters
@@ -107,6 +111,36 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
         Starting volume of shape ``volume_shape`` (default zeros).
     progress : bool
         Show a tqdm progress bar over iterations.
+    accelerate : {"none", "nesterov", "subsets"}
+        ``"none"``: the paper's plain (projected) gradient descent.
+        ``"nesterov"``: FISTA momentum (Beck & Teboulle 2009) on the same
+        step, ``y = x_k + (t_{k-1} − 1)/t_k · (x_k − x_{k−1})``, gradient taken
+        at ``y``, with the function-value restart of O'Donoghue & Candès
+        (2015): momentum is reset whenever ``‖A x − b‖²`` rises, which keeps
+        it monotone at ``step`` up to the plain method's stability limit.
+        The projection of ``y`` is the linear combination of those of the
+        iterates, so one forward and one back projection per iteration, as
+        plain RESIRE.  It reaches the plain method's 200-iteration R-factor
+        in ~1/5 of the iterations (aSi208, 1.6e4 e/Å²: 0.26265 after 40),
+        but it also fits the noise sooner: there the traced scores were 1-5
+        atoms and 0.3-0.8 pm worse than after 200 plain steps.
+        ``"subsets"``: ordered subsets (Hudson & Larkin 1994): an iteration
+        sweeps ``subsets`` interleaved groups of projections (``k ≡ s mod
+        subsets``), each a full RESIRE step on its group with the step
+        normalised by the group's size, so one iteration moves about as far
+        as ``subsets`` plain ones at the cost of one.  With a constant step
+        OS ends on a limit cycle next to the least-squares path (Ahn &
+        Fessler 2003), so the second half of the iterations are plain steps
+        over all projections, which settle it.  The ``r_factor`` entry of a
+        subset iteration sums the groups' residuals, each taken just before
+        that group's update.
+    subsets : int
+        Number of ordered subsets (``accelerate="subsets"``), 1 ≤ subsets ≤ n_proj.
+    device : {"cpu", "gpu"}, optional
+        ``"gpu"`` runs the iterations on a CUDA device
+        (:mod:`aetbench.reconstruct.gpu`, general projector, float32 —
+        equal to the CPU result to float32 round-off); default: the device
+        the pipeline set with ``--device`` (:func:`~.gpu.default_device`).
 
     Returns
     -------
@@ -120,6 +154,8 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     iterations = check_positive_int(iterations, "iterations")
     if not (np.isfinite(step) and step > 0):
         raise AetbenchError(f"step: expected a positive step size (units of 1/(n_proj·n_z)), got {step!r}")
+    if accelerate not in _ACCELERATE:
+        raise AetbenchError(f"accelerate: expected one of {', '.join(_ACCELERATE)}, got {accelerate!r}")
     vs = default_volume_shape(ts, volume_shape)
     proj = make_projector(ts, vs)
     if initial is None:
@@ -130,22 +166,148 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
             raise AetbenchError(f"initial: expected a finite volume of shape {vs} [ix, iy, iz], got shape {x0.shape}")
         x = x0
     b_abs_sum = float(np.abs(b).sum(dtype=np.float64))
-    x = proj.to_native(x)  # a float32 copy in the projector's layout
     dt = np.float32(step / (len(proj) * vs[2]))
+    if device is None:
+        from .gpu import default_device
+
+        device = default_device()
+    if device not in ("cpu", "gpu"):
+        raise AetbenchError(f"device: expected 'cpu' or 'gpu', got {device!r}")
+    if device == "gpu":
+        from .gpu import resire_gpu
+
+        if accelerate == "subsets":
+            raise AetbenchError("accelerate: 'subsets' runs on the CPU only; use 'nesterov' or 'none' with device gpu")
+        t0 = time.perf_counter()
+        xg, history, restarts = resire_gpu(b, ts.angles, vs, np.asarray(x, dtype=np.float32), iterations=iterations,
+                                           dt=float(dt), positivity=positivity, accelerate=accelerate,
+                                           b_abs_sum=b_abs_sum, iters=iteration_range(iterations, progress, "RESIRE"))
+        meta = {"method": "resire", "iterations": iterations, "step": float(step), "positivity": bool(positivity),
+                "r_factor": history, "single_axis_projector": False, "accelerate": accelerate, "device": "gpu",
+                "seconds": time.perf_counter() - t0}
+        if accelerate != "none":
+            meta["restarts"] = restarts
+        return Volume(xg, ts.pixel_size, meta)
+    x = proj.to_native(x)  # a float32 copy in the projector's layout
     t0 = time.perf_counter()
-    resid = proj.forward_native(x) - b
+    # every array is allocated once; the iterations work in place
+    resid = proj.forward_native(x)  # A x, then A x − b
+    resid -= b
+    grad = np.empty_like(x)
+    absbuf = np.empty_like(resid)
     history: list[float] = []
-    for _ in iteration_range(iterations, progress, "RESIRE"):
-        grad = proj.back_native(resid)
-        grad *= dt
-        x -= grad
-        if positivity:
-            np.maximum(x, 0.0, out=x)
-        resid = proj.forward_native(x)
-        resid -= b
-        history.append(residual_r_factor(resid, b_abs_sum))
+    its = iteration_range(iterations, progress, "RESIRE")
+    if accelerate == "none":
+        for _ in its:
+            proj.back_native(resid, out=grad)
+            grad *= dt
+            x -= grad
+            if positivity:
+                np.maximum(x, 0.0, out=x)
+            proj.forward_native(x, out=resid)
+            resid -= b
+            np.abs(resid, out=absbuf)
+            history.append(float(absbuf.sum(dtype=np.float64)) / b_abs_sum if b_abs_sum > 0 else float("nan"))
+    elif accelerate == "subsets":
+        history = _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, proj, resid, grad,
+                                  absbuf, dt, iterations)
+        restarts = 0
+    else:
+        history, restarts = _resire_nesterov(proj, b, x, resid, grad, absbuf, dt, positivity, its, b_abs_sum)
     x = proj.from_native(x)
     meta = {"method": "resire", "iterations": iterations, "step": float(step), "positivity": bool(positivity),
-            "r_factor": history, "single_axis_projector": proj.single_axis,
+            "r_factor": history, "single_axis_projector": proj.single_axis, "accelerate": accelerate,
             "seconds": time.perf_counter() - t0}
+    if accelerate == "nesterov":
+        meta["restarts"] = restarts
+    if accelerate == "subsets":
+        meta["subsets"] = int(subsets)
     return Volume(x, ts.pixel_size, meta)
+
+
+def _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, proj, resid, grad, absbuf, dt,
+                    iterations):
+    """Ordered-subset RESIRE in place on ``x`` (native layout), the last ``iterations // 2`` iterations plain;
+    returns the R-factor history."""
+    n = b.shape[0]
+    S = check_positive_int(subsets, "subsets")
+    if S > n:
+        raise AetbenchError(f"subsets: expected at most the number of projections ({n}), got {S}")
+    groups = [np.arange(s, n, S) for s in range(S)]
+    projs = [Projector(vs, ts.angles[g], image_shape=ts.shape) for g in groups]
+    bs = [np.ascontiguousarray(b[g]) for g in groups]
+    res = [np.empty(bg.shape, np.float32) for bg in bs]
+    dts = [np.float32(step / (len(g) * vs[2])) for g in groups]
+    n_os = iterations - iterations // 2
+    history: list[float] = []
+    for i in its:
+        if i < n_os:
+            num = 0.0
+            for P, bg, r, dt_s in zip(projs, bs, res, dts):
+                P.forward_native(x, out=r)
+                r -= bg
+                num += float(np.abs(r).sum(dtype=np.float64))
+                P.back_native(r, out=grad)
+                grad *= dt_s
+                x -= grad
+                if positivity:
+                    np.maximum(x, 0.0, out=x)
+            if i == n_os - 1:  # the plain steps continue from A x − b of the current x
+                proj.forward_native(x, out=resid)
+                resid -= b
+        else:
+            proj.back_native(resid, out=grad)
+            grad *= dt
+            x -= grad
+            if positivity:
+                np.maximum(x, 0.0, out=x)
+            proj.forward_native(x, out=resid)
+            resid -= b
+            np.abs(resid, out=absbuf)
+            num = float(absbuf.sum(dtype=np.float64))
+        history.append(num / b_abs_sum if b_abs_sum > 0 else float("nan"))
+    return history
+
+
+def _resire_nesterov(proj, b, x, resid, grad, absbuf, dt, positivity, its, b_abs_sum):
+    """FISTA iterations in place on ``x`` (native layout); ``resid`` = A x − b on entry.
+
+    Returns the R-factor history and the number of momentum restarts.
+    """
+    y = x.copy()          # extrapolated point
+    x_prev = x.copy()
+    ry = resid.copy()     # A y − b
+    ax_prev = resid + b   # A x_{k-1}
+    ax = np.empty_like(resid)
+    t = 1.0
+    f_prev = float(np.dot(resid.ravel(), resid.ravel()))
+    history: list[float] = []
+    restarts = 0
+    for _ in its:
+        proj.back_native(ry, out=grad)
+        grad *= dt
+        np.subtract(y, grad, out=x)               # x_{k+1} = P(y − dt ∇f(y))
+        if positivity:
+            np.maximum(x, 0.0, out=x)
+        proj.forward_native(x, out=ax)             # A x_{k+1}
+        np.subtract(ax, b, out=resid)
+        np.abs(resid, out=absbuf)
+        history.append(float(absbuf.sum(dtype=np.float64)) / b_abs_sum if b_abs_sum > 0 else float("nan"))
+        f = float(np.dot(resid.ravel(), resid.ravel()))
+        if f > f_prev:                             # restart: drop the momentum
+            t = 1.0
+            restarts += 1
+        f_prev = f
+        t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
+        beta = np.float32((t - 1.0) / t_next)
+        t = t_next
+        # y = x + β (x − x_prev),  A y − b = (A x − b) + β (A x − A x_prev)
+        np.subtract(x, x_prev, out=y)
+        y *= beta
+        y += x
+        np.subtract(ax, ax_prev, out=ry)
+        ry *= beta
+        ry += resid
+        x_prev[...] = x
+        ax_prev, ax = ax, ax_prev
+    return history, restarts

@@ -13,22 +13,41 @@ many-to-one nearest neighbour) and ``"strict"`` (one shift, one-to-one assignmen
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from ..io.files import AetbenchError
 from ..types import NON_ATOM, AtomicModel
-from .metrics import ROW_COLUMNS, ScoreDetails, paper_protocol, strict_protocol
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from .metrics import ScoreDetails
 
 __all__ = ["score", "score_details", "ScoreDetails", "PROTOCOLS", "ROW_COLUMNS", "spread_warning"]
 
-PROTOCOLS = {"paper": paper_protocol, "strict": strict_protocol}
+
+def _protocols() -> dict:
+    from .metrics import paper_protocol, strict_protocol
+
+    return {"paper": paper_protocol, "strict": strict_protocol}
+
+
+def __getattr__(name):
+    # PEP 562: .metrics (pandas, scipy) loads on first use, so `aetbench --help` does not pay for it
+    if name == "PROTOCOLS":
+        return _protocols()
+    if name in ("ROW_COLUMNS", "ScoreDetails"):
+        from . import metrics
+
+        return getattr(metrics, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _prepare(model, truth, cutoff, protocol):
-    if protocol not in PROTOCOLS:
-        raise AetbenchError(f"protocol: {protocol!r} is unknown; expected one of {', '.join(PROTOCOLS)}")
+    if protocol not in ("paper", "strict"):
+        raise AetbenchError(f"protocol: {protocol!r} is unknown; expected one of paper, strict")
     try:
         c = float(cutoff)
     except (TypeError, ValueError):
@@ -67,7 +86,7 @@ def score_details(model: AtomicModel, truth: AtomicModel, *, cutoff: float, prot
     ScoreDetails
     """
     model, truth, c = _prepare(model, truth, cutoff, protocol)
-    return PROTOCOLS[protocol](model, truth, c)
+    return _protocols()[protocol](model, truth, c)
 
 
 def score(model: AtomicModel, truth: AtomicModel, *, cutoff: float, protocol: str = "paper") -> pd.DataFrame:
