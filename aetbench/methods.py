@@ -164,6 +164,8 @@ class MethodResult:
 def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int = 0,
                progress: bool = False) -> MethodResult:
     """Run every step of ``method`` on ``ts``; returns the traced model, the volume and seconds per stage."""
+    from .reconstruct.extended import reconstruct_step
+
     seconds: dict[str, float] = {}
     volume = traced = None
     raw = ts
@@ -172,8 +174,8 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
         t0 = time.perf_counter()
         if step.stage == "preprocess":
             ts = fn(ts, **step.params)
-        elif step.stage == "reconstruct":
-            volume = fn(ts, progress=progress, **step.params)
+        elif step.stage == "reconstruct":  # widened and cropped for extended objects (reconstruct.extended)
+            volume = reconstruct_step(fn, ts, progress=progress, **step.params)
         elif step.stage == "trace":
             traced = fn(volume, **step.params)
         elif step.stage == "classify":
@@ -183,6 +185,9 @@ def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int
         else:  # pragma: no cover - guarded by construction
             raise AetbenchError(f"method {method.name}: unknown stage {step.stage!r}")
         seconds[step.stage] = seconds.get(step.stage, 0.0) + time.perf_counter() - t0
+    centre = raw.metadata.get("centre_A") if isinstance(raw.metadata, dict) else None
+    if volume is not None and centre is not None:  # the volume in the object frame, like the traced atoms
+        volume = replace(volume, origin=np.asarray(centre, dtype=float).reshape(3))
     return MethodResult(traced=to_object_frame(traced, raw), volume=volume, seconds=seconds, preprocessed=ts)
 
 

@@ -46,6 +46,7 @@ class Case:
     reference: str
     key: str
     make: Callable[[], TiltSeries]
+    measured: object = None  # aetbench.measured.MeasuredInfo for kind = "measured"
 
 
 # --------------------------------------------------------------------------- cases
@@ -248,7 +249,18 @@ def _input_cases(sc: Scenario) -> list[Case]:
         elements = list(inp.elements) or (truth.species if truth is not None else [])
         if not elements:
             raise AetbenchError(f"{sc.path}: {where}.elements: required when no truth is given (e.g. ['Si'])")
-        if inp.kind == "paper-mat":
+        info = None
+        if inp.kind == "measured":
+            from .measured import measured_info, read_measured
+
+            ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
+            info = measured_info(inp, sc)
+            key = cache.content_hash("measured", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
+                                     inp.extended, list(inp.origin), cache.code_fingerprint("io", "measured.py"))
+
+            def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
+                return read_measured(proj, ang, inp)
+        elif inp.kind == "paper-mat":
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             key = cache.content_hash("paper-mat", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
                                      inp.dose, cache.code_fingerprint("io"))
@@ -264,7 +276,7 @@ def _input_cases(sc: Scenario) -> list[Case]:
             def make(proj=proj) -> TiltSeries:
                 return TiltSeries.read(proj)
         label = inp.label or proj.parent.name or proj.stem
-        out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
+        out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make, info))
     return out
 
 
@@ -309,7 +321,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     out.mkdir(parents=True, exist_ok=True)
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows, warnings = [], {}, [], []
+    rows, details, stage_rows, warnings, ref_rows = [], {}, [], [], []
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
@@ -334,6 +346,14 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             if save_volumes:
                 res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
+        if case.measured is not None:  # support, then agreement with the reference model (aetbench.measured)
+            from .measured import apply_support, evaluate
+
+            if loaded is None or loaded[0] is not case:
+                loaded = (case, case.make())
+            traced = apply_support(traced, case.measured.support(loaded[1].pixel_size))
+            tag = f"{case.structure}_{mname}"
+            ref_rows.append(evaluate(traced, case.measured, loaded[1], out / "figures", tag))
         traced.atoms().write(out / "models" / f"{tag}.xyz")
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
@@ -358,6 +378,10 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     pd.DataFrame(stage_rows).to_csv(out / "stage_seconds.csv", index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
                  pd.DataFrame(stage_rows), details, warnings=warnings)
+    if any(ref_rows):
+        from .report.reference import append_reference_section
+
+        append_reference_section(out, [r for r in ref_rows if r])
     return out
 
 

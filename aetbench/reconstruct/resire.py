@@ -3,11 +3,12 @@
 Gradient descent on ``ε(x) = ½ Σ_k ‖A_k x − b_k‖²`` with the real-space
 projector pair of :mod:`aetbench.reconstruct.projector`::
 
-    x ← max(0, x − t · Σ_k A_kᵀ (A_k x − b_k)),     t = step / (n_proj · n_z)
+    x ← max(0, x − t · Σ_k A_kᵀ (A_k x − b_k)),     t = step / (n_proj · n_x)
 
-The normalisation ``1 / (n_proj · n_z)`` (number of projections × number of
-voxels along the beam, i.e. the projection length) is the one of the
-authors' RESIRE code (``dt = step_size / Num_pj / dimz``); since
+The normalisation ``1 / (n_proj · n_x)`` (number of projections × the
+projection length n_x, the images' first axis) is the one of the authors'
+RESIRE code (``dt = step_size / Num_pj / dimx`` with ``dimx`` the projections'
+first dimension, also for a widened, non-cubic extended-object volume); since
 ``‖AᵀA‖ ≲ √2 · n_proj · n_z`` for the bilinear projector, ``step = 1`` (the
 paper's default) is stable.  No support constraint is applied.
 """
@@ -131,7 +132,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
         x = x0
     b_abs_sum = float(np.abs(b).sum(dtype=np.float64))
     x = proj.to_native(x)  # a float32 copy in the projector's layout
-    dt = np.float32(step / (len(proj) * vs[2]))
+    dt = np.float32(step / (len(proj) * b.shape[1]))  # projection length, not the volume's z size
     t0 = time.perf_counter()
     resid = proj.forward_native(x) - b
     history: list[float] = []
