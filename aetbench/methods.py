@@ -135,6 +135,13 @@ METHODS: dict[str, Method] = {
          Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 1.2, "oversampling": 1}),
          Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.6}),
          Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60}))),
+    "yuan2022": Method(
+        "yuan2022", "Yuan et al. 2022 (amorphous films, measured data): RESIRE 500 iterations, step 1, positivity, "
+                    "local-maximum tracing at the authors' 2.0 Å minimum distance, k-means; no refinement against "
+                    "the projections (an extended object's projections hold atoms outside the kept box)",
+        (Step("reconstruct", f"{_REC}.resire:resire", {"iterations": 500, "step": 1.0}),
+         Step("trace", f"{_TR}.peaks:trace_atoms", {"method": "com", "min_distance_A": 2.0, "oversampling": 1}),
+         Step("classify", f"{_TR}.classify:classify", {"radius_A": 0.8}))),
     "busch2026": Method(
         "busch2026", "Busch et al. 2026 style: Gaussian pre-filter, no alignment, SIRT 200 iterations, same tracing",
         (Step("preprocess", f"{_PRE}.denoise:denoise", {"method": "gaussian"}),
