@@ -72,13 +72,12 @@ def test_extended_slab_recovered_without_edge_artefacts():
     plain = sirt(ts, iterations=60)
     ext = reconstruct_step(sirt, ts, extended=True, iterations=60)
     assert ext.shape == truth.shape and ext.metadata["extended_shape"][0] > truth.shape[0]
-    edge = np.r_[0:4, truth.shape[0] - 4:truth.shape[0]]
-
-    def err(v, sel):
-        return float(np.abs(v.data[sel] - truth[sel]).mean() / truth[sel].mean())
-
-    e_ext, e_plain = err(ext, edge), err(plain, edge)
-    assert e_ext < 0.25 and e_ext < 0.5 * e_plain, (e_ext, e_plain)
+    # mass per x column (sum over y, z): the plain box piles the outer film's mass into its columns, worst at the edges
+    truth_mass = truth.sum(axis=(1, 2))
+    r_ext = ext.data.sum(axis=(1, 2)) / truth_mass
+    r_plain = plain.data.sum(axis=(1, 2)) / truth_mass
+    assert np.all(np.abs(r_ext - 1) < 0.06), r_ext.round(2)
+    assert r_plain[[0, -1]].min() > 1.15, r_plain.round(2)
     # the same through ts.metadata (what the measured input kind sets)
     ts2 = ts.with_images(ts.images, extended_object=True)
     v2 = reconstruct_step(sirt, ts2, iterations=2)
