@@ -27,7 +27,8 @@ import numpy as np
 from .io.files import AetbenchError
 from .types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
-__all__ = ["MeasuredInfo", "measured_info", "read_measured", "apply_support", "evaluate"]
+__all__ = ["MeasuredInfo", "measured_info", "read_measured", "apply_support", "evaluate",
+           "normalised_cross_correlation"]
 
 
 @dataclass
@@ -40,7 +41,20 @@ class MeasuredInfo:
     margin_A: float
     erosion_A: float
     cutoff_A: float
+    reference_volume: Path | None = None
     _support: Volume | None = None
+
+    def volume_ncc(self, volume: Volume) -> float | None:
+        """Normalised cross-correlation of ``volume`` with the reference reconstruction (same box), or None."""
+        if self.reference_volume is None:
+            return None
+        from .io.paper import read_mat_arrays
+
+        arrs = [a for a in read_mat_arrays(self.reference_volume).values() if a.ndim == 3]
+        if len(arrs) != 1 or arrs[0].shape != volume.shape:
+            raise AetbenchError(f"{self.reference_volume}: expected one 3-D reconstruction of shape {volume.shape} "
+                                f"[ix, iy, iz], found shapes {[a.shape for a in arrs]}")
+        return normalised_cross_correlation(volume.data, arrs[0])
 
     def support(self, pixel_size: float) -> Volume | None:
         """The support as a boolean Volume in the global frame (read once)."""
@@ -70,8 +84,19 @@ def measured_info(inp, sc) -> MeasuredInfo:
         ref = read_model(resolve_data_path(inp.reference_model, sc, "input.reference_model"),
                          elements=inp.reference_elements or (inp.elements[0] if len(inp.elements) == 1 else None))
     sup = resolve_data_path(inp.support, sc, "input.support") if inp.support else None
+    rv = resolve_data_path(inp.reference_volume, sc, "input.reference_volume") if inp.reference_volume else None
     return MeasuredInfo(sup, np.asarray(inp.support_origin or [0.0, 0.0, 0.0], dtype=float), ref,
-                        float(inp.region_margin_A), float(inp.region_erosion_A), float(inp.match_cutoff_A))
+                        float(inp.region_margin_A), float(inp.region_erosion_A), float(inp.match_cutoff_A), rv)
+
+
+def normalised_cross_correlation(a, b) -> float:
+    """NCC of two arrays of one shape: Σ (a − ā)(b − b̄) / sqrt(Σ (a − ā)² Σ (b − b̄)²) (float64)."""
+    a = np.asarray(a, dtype=np.float64).ravel()
+    b = np.asarray(b, dtype=np.float64).ravel()
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
 def read_measured(proj, ang, inp) -> TiltSeries:
@@ -114,8 +139,10 @@ def region(info: MeasuredInfo, ts: TiltSeries):
     return Region(lo=tuple(lo), hi=tuple(hi), mask=sup)
 
 
-def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path, tag: str) -> dict | None:
-    """Reference agreement (+ figure) and packing analysis of ours and of the reference in the region."""
+def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path, tag: str,
+             ncc: float | None = None) -> dict | None:
+    """Reference agreement (+ figure) and packing analysis of ours and of the reference in the region;
+    ``ncc``: the volume's correlation with the reference reconstruction (:meth:`MeasuredInfo.volume_ncc`)."""
     if info.reference is None:
         return None
     from .score.reference import plot_reference, reference_agreement
@@ -123,7 +150,7 @@ def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path,
     reg = region(info, ts)
     res = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=reg)
     plot_reference(res, Path(out) / f"reference_{tag}.png", title=tag)
-    row = {"tag": tag, **res.row(), "region": res.region}
+    row = {"tag": tag, "volume_ncc": ncc, **res.row(), "region": res.region}
     try:
         from .score.packing import packing_summary
 

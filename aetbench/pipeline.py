@@ -342,6 +342,8 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
+            if case.measured is not None:
+                vmeta["ncc_reference"] = case.measured.volume_ncc(res.volume)
             _save_traced(rpath, traced, seconds, vmeta)
             if save_volumes:
                 res.volume.write(out / "volumes" / f"{case.structure}_{case.dose:g}_{mname}.h5")
@@ -353,7 +355,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
                 loaded = (case, case.make())
             traced = apply_support(traced, case.measured.support(loaded[1].pixel_size))
             tag = f"{case.structure}_{mname}"
-            ref_rows.append(evaluate(traced, case.measured, loaded[1], out / "figures", tag))
+            ref_rows.append(evaluate(traced, case.measured, loaded[1], out / "figures", tag, vmeta.get("ncc_reference")))
         traced.atoms().write(out / "models" / f"{tag}.xyz")
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,

@@ -169,6 +169,7 @@ class InputConfig:
     reference_elements: str = _f("", doc="labels → elements of the reference model, e.g. 'Ta'")
     region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="region = reconstructed box shrunk by this")
     region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="... ∩ the support eroded by this")
+    reference_volume: str = _f("", doc="a published reconstruction of the same box (.mat), compared by NCC")
     match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, unit="Å", doc="one-to-one cutoff vs the reference")
 
 
@@ -420,7 +421,7 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
                 v = getattr(inp, key)
                 if v and (len(v) != 3 or not all(math.isfinite(c) for c in v)):
                     raise ScenarioError(f"{path}: {where}.{key}: expected 3 finite coordinates [x, y, z] in Å, got {v}")
-            for key in ("support", "reference_model"):
+            for key in ("support", "reference_model", "reference_volume"):
                 if getattr(inp, key):
                     resolve_data_path(getattr(inp, key), sc, f"{where}.{key}")
             if inp.region_erosion_A > 0 and not inp.support:

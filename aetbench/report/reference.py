@@ -33,11 +33,12 @@ def append_reference_section(out: Path, rows: list[dict]) -> None:
     """Append the agreement table, figures and packing table to ``out/report.md``; write ``reference.json``."""
     out = Path(out)
     atomic_write_text(out / "reference.json", json.dumps(rows, indent=1, default=str))
-    cols = ["tag", "n_reference", "n_ours", "matched", "frac_reference_pct", "frac_ours_pct", "rms_A", "missing",
-            "extra", "cutoff_A"]
-    df = pd.DataFrame([{k: r[k] for k in cols} for r in rows])
+    cols = ["tag", "volume_ncc", "n_reference", "n_ours", "matched", "frac_reference_pct", "frac_ours_pct", "rms_A",
+            "missing", "extra", "cutoff_A"]
+    df = pd.DataFrame([{k: r.get(k) for k in cols} for r in rows])
     parts = ["\n## Agreement with the reference model (protocol `reference`: one-to-one within the cutoff, "
-             "absolute frame, region only)\n\n", f"Region: {rows[0]['region']}.\n\n", markdown_table(df)]
+             "absolute frame, region only; volume_ncc: the reconstruction against the reference reconstruction)\n\n",
+             f"Region: {rows[0]['region']}.\n\n", markdown_table(df, floatfmt="{:.4g}")]
     parts += [f"\n![{r['tag']}](figures/reference_{r['tag']}.png)\n" for r in rows]
     pk = _packing_table(rows)
     if not pk.empty:
