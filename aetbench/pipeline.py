@@ -53,6 +53,7 @@ class Case:
     reference: str
     key: str
     make: Callable[[], TiltSeries]
+    measured: object = None  # aetbench.measured.MeasuredInfo for kind = "measured"
 
 
 # --------------------------------------------------------------------------- cases
@@ -259,7 +260,18 @@ def _input_cases(sc: Scenario) -> list[Case]:
         elements = list(inp.elements) or (truth.species if truth is not None else [])
         if not elements:
             raise AetbenchError(f"{sc.path}: {where}.elements: required when no truth is given (e.g. ['Si'])")
-        if inp.kind == "paper-mat":
+        info = None
+        if inp.kind == "measured":
+            from .measured import measured_info, read_measured
+
+            ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
+            info = measured_info(inp, sc)
+            key = cache.content_hash("measured", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
+                                     inp.extended, list(inp.origin), cache.code_fingerprint("io", "measured.py"))
+
+            def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
+                return read_measured(proj, ang, inp)
+        elif inp.kind == "paper-mat":
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             key = cache.content_hash("paper-mat", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
                                      inp.dose, cache.code_fingerprint("io"))
@@ -278,7 +290,7 @@ def _input_cases(sc: Scenario) -> list[Case]:
                 except ValueError as e:  # inconsistent arrays, e.g. 6 angle rows for 5 projections
                     raise AetbenchError(f"{proj}: {e}") from None
         label = inp.label or proj.parent.name or proj.stem
-        out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make))
+        out.append(Case(label, float(inp.dose), truth, elements, inp.reference, key, make, info))
     return out
 
 
@@ -469,7 +481,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
-    rows, details, stage_rows, limits = [], {}, [], {}
+    rows, details, stage_rows, limits, ref_rows = [], {}, [], {}, []
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
@@ -492,11 +504,25 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
+            if case.measured is not None:
+                vmeta["ncc_reference"] = case.measured.volume_ncc(res.volume)
             _save_traced(rpath, rkey, traced, seconds, vmeta)
             if save_volumes:
                 res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
-        limit = _case_limit(case, traced, rkey, loaded, cache_dir, limits, folder.file("models", f"{tag}.xyz"))
+        if case.measured is not None:  # support, then agreement with the reference model (aetbench.measured)
+            from .measured import apply_support, evaluate
+
+            if loaded is None or loaded[0] is not case:
+                loaded = (case, case.make())
+            traced = apply_support(traced, case.measured.support(loaded[1].pixel_size))
+            tag = f"{case.structure}_{mname}"
+            ref_rows.append(evaluate(traced, case.measured, loaded[1], folder.path / "figures", tag,
+                                     vmeta.get("ncc_reference")))
+            traced.atoms().write(folder.file("models", f"{tag}.xyz"))
+            limit = {}  # no bound for measured data: its profile and dose are not known here
+        else:
+            limit = _case_limit(case, traced, rkey, loaded, cache_dir, limits, folder.file("models", f"{tag}.xyz"))
         total = float(sum(seconds.values()))
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
                            **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
@@ -527,6 +553,10 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         pd.DataFrame(stage_rows).to_csv(tmp, index=False)
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
                  pd.DataFrame(stage_rows), details, warnings=warnings)
+    if any(ref_rows):
+        from .report.reference import append_reference_section
+
+        append_reference_section(out, [r for r in ref_rows if r])
     return out
 
 

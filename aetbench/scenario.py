@@ -148,7 +148,8 @@ class SimulationConfig:
 class InputConfig:
     """An external tilt series (replaces structure/simulation)."""
 
-    kind: str = _f(choices=("paper-mat", "hdf5"))
+    kind: str = _f(choices=("paper-mat", "hdf5", "measured"),
+                   doc="measured: paper-mat projections/angles of a real experiment, no dose or truth needed")
     projections: str = _f(doc="projection file")
     angles: str = _f("", doc="angle file (paper-mat)")
     pixel_size: float = _f(0.0, lo=0.0, hi=5.0, unit="Å", doc="required for paper-mat")
@@ -160,6 +161,17 @@ class InputConfig:
     elements: list[str] = _f([], doc="elements present, ascending Z (classification)")
     label: str = _f("", doc="structure name in the report")
     reference: str = _f("", doc="published result to compare with, e.g. 'liao2026/aSi208'")
+    # measured data (kind = "measured"; see aetbench.pipeline._measured and README "Real data")
+    extended: bool = _f(False, doc="the sample is wider than the field of view (a film): widen and crop")
+    origin: list[float] = _f([], unit="Å", doc="global-frame position of the reconstruction's centre voxel")
+    support: str = _f("", doc="support/mask file (.mat or aetbench HDF5 volume), global frame")
+    support_origin: list[float] = _f([], unit="Å", doc="global position of the support's centre voxel n//2")
+    reference_model: str = _f("", doc="reference atomic model to compare with (published, not a truth)")
+    reference_elements: str = _f("", doc="labels → elements of the reference model, e.g. 'Ta'")
+    region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="region = reconstructed box shrunk by this")
+    region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="... ∩ the support eroded by this")
+    reference_volume: str = _f("", doc="a published reconstruction of the same box (.mat), compared by NCC")
+    match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, unit="Å", doc="one-to-one cutoff vs the reference")
 
 
 @dataclass(frozen=True)
@@ -293,18 +305,23 @@ def paper_data_dir() -> Path:
     return Path(os.environ.get("AETBENCH_PAPER_DATA", "../shared/paper-data"))
 
 
+def real_data_dir() -> Path:
+    """``AETBENCH_REAL_DATA`` or ``../shared/real-data`` (measured data, e.g. ``ta-film/``)."""
+    return Path(os.environ.get("AETBENCH_REAL_DATA", "../shared/real-data"))
+
+
 def resolve_data_path(p: str, scenario: Scenario, where: str) -> Path:
-    """Resolve a data path: absolute as is, else the paper-data folder, else the scenario's folder."""
+    """Resolve a data path: absolute as is, else the paper-data folder, the real-data folder, the scenario's folder."""
     path = Path(p).expanduser()
     if path.is_absolute():
         candidates = [path]
     else:
-        candidates = [paper_data_dir() / path, scenario.folder / path]
+        candidates = [paper_data_dir() / path, real_data_dir() / path, scenario.folder / path]
     for c in candidates:
         if c.exists():
             return c
     raise ScenarioError(f"{scenario.path}: {where}: file not found: {p!r} "
-                        f"(looked in {', '.join(str(c.parent) for c in candidates)}; set AETBENCH_PAPER_DATA)")
+                        f"(looked in {', '.join(str(c.parent) for c in candidates)}; set AETBENCH_PAPER_DATA or AETBENCH_REAL_DATA)")
 
 
 def load_scenario(path, *, known_methods=None) -> Scenario:
@@ -454,11 +471,20 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
     for i, inp in enumerate(sc.input):
         where = f"input[{i}]"
         resolve_data_path(inp.projections, sc, f"{where}.projections")
-        if inp.kind == "paper-mat":
+        if inp.kind in ("paper-mat", "measured"):
             if not inp.angles:
-                raise ScenarioError(f"{path}: {where}.angles: required for kind = 'paper-mat'")
+                raise ScenarioError(f"{path}: {where}.angles: required for kind = {inp.kind!r}")
             if inp.pixel_size <= 0:
-                raise ScenarioError(f"{path}: {where}.pixel_size: required for kind = 'paper-mat' (> 0 Å)")
+                raise ScenarioError(f"{path}: {where}.pixel_size: required for kind = {inp.kind!r} (> 0 Å)")
+            for key in ("origin", "support_origin"):
+                v = getattr(inp, key)
+                if v and (len(v) != 3 or not all(math.isfinite(c) for c in v)):
+                    raise ScenarioError(f"{path}: {where}.{key}: expected 3 finite coordinates [x, y, z] in Å, got {v}")
+            for key in ("support", "reference_model", "reference_volume"):
+                if getattr(inp, key):
+                    resolve_data_path(getattr(inp, key), sc, f"{where}.{key}")
+            if inp.region_erosion_A > 0 and not inp.support:
+                raise ScenarioError(f"{path}: {where}.region_erosion_A: needs {where}.support")
             resolve_data_path(inp.angles, sc, f"{where}.angles")
         if inp.truth:
             resolve_data_path(inp.truth, sc, f"{where}.truth")

@@ -194,16 +194,23 @@ class Volume:
     ----------
     data : ndarray, shape (nx, ny, nz)
         Values indexed ``[ix, iy, iz]`` in the object frame; position [Å] of
-        voxel ``i`` is ``(i - n // 2) * voxel_size`` per axis.
+        voxel ``i`` is ``(i - n // 2) * voxel_size + origin`` per axis.
     voxel_size : float
         Edge of a cubic voxel in Å.
     metadata : dict
         Method, parameters, convergence history (e.g. ``"r_factor"`` list).
+    origin : ndarray, shape (3,)
+        Position [Å] in the global (object) frame of voxel index ``n // 2`` on
+        each axis (the centre voxel, :mod:`aetbench.geometry`'s origin rule);
+        zeros (the default) for a volume centred on the frame's origin.  A
+        sub-volume cut from a larger volume keeps the larger one's frame
+        (:meth:`crop`), so atoms traced in it land in the global frame.
     """
 
     data: np.ndarray
     voxel_size: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     def __post_init__(self):
         d = np.asarray(self.data)
@@ -211,20 +218,38 @@ class Volume:
             raise ValueError(f"Volume.data must be 3-D, got shape {d.shape}")
         if not self.voxel_size > 0:
             raise ValueError(f"Volume.voxel_size must be > 0 Å, got {self.voxel_size}")
+        origin = np.asarray(self.origin, dtype=float).reshape(-1)
+        if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+            raise ValueError(f"Volume.origin must be 3 finite coordinates [Å], got {self.origin!r}")
         object.__setattr__(self, "data", d)
         object.__setattr__(self, "voxel_size", float(self.voxel_size))
+        object.__setattr__(self, "origin", origin)
 
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.data.shape)
 
     def index_to_position(self, index) -> np.ndarray:
-        """Fractional voxel indices (..., 3) → positions [Å]."""
-        return geometry.index_to_position(index, self.data.shape, self.voxel_size)
+        """Fractional voxel indices (..., 3) → positions [Å] (global frame, ``origin`` included)."""
+        return geometry.index_to_position(index, self.data.shape, self.voxel_size) + self.origin
 
     def position_to_index(self, position) -> np.ndarray:
-        """Positions [Å] (..., 3) → fractional voxel indices."""
-        return geometry.position_to_index(position, self.data.shape, self.voxel_size)
+        """Positions [Å] (..., 3, global frame) → fractional voxel indices."""
+        return geometry.position_to_index(np.asarray(position, dtype=float) - self.origin, self.data.shape,
+                                          self.voxel_size)
+
+    def crop(self, start, shape) -> "Volume":
+        """The sub-volume ``data[start : start + shape]`` (voxel indices), in the same global frame.
+
+        Its ``origin`` is the position [Å] of its own centre voxel (index ``shape // 2``), so
+        :meth:`index_to_position` of the sub-volume and of this volume agree voxel for voxel.
+        """
+        start = np.asarray(start, dtype=int).reshape(3)
+        shape = np.asarray(shape, dtype=int).reshape(3)
+        if np.any(start < 0) or np.any(shape < 1) or np.any(start + shape > np.asarray(self.shape)):
+            raise ValueError(f"Volume.crop: box {start.tolist()} + {shape.tolist()} leaves the volume {self.shape}")
+        sl = tuple(slice(a, a + n) for a, n in zip(start, shape))
+        return replace(self, data=self.data[sl], origin=self.index_to_position(start + shape // 2))
 
     def write(self, path) -> None:
         from .io.hdf5 import write_volume

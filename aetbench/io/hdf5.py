@@ -8,7 +8,7 @@ Layout of a tilt-series file::
            metadata_json
 
 A volume file has ``/data`` (nx, ny, nz) and attrs ``kind="aetbench.Volume"``,
-``voxel_size_A``, ``metadata_json``.
+``voxel_size_A``, ``origin_A`` (3,) [Å] (position of voxel ``n // 2``; absent = zeros), ``metadata_json``.
 """
 from __future__ import annotations
 
@@ -94,6 +94,7 @@ def write_volume(vol, path) -> None:
             f.create_dataset("data", data=vol.data, compression="gzip", compression_opts=1)
             f.attrs["kind"] = "aetbench.Volume"
             f.attrs["voxel_size_A"] = vol.voxel_size
+            f.attrs["origin_A"] = np.asarray(vol.origin, dtype=float)
             f.attrs["metadata_json"] = json.dumps(vol.metadata, default=_json_default)
 
 
@@ -106,6 +107,7 @@ def read_volume(path):
         with h5py.File(path, "r") as f:
             if f.attrs.get("kind") != "aetbench.Volume":
                 raise AetbenchError(f"{path}: not an aetbench volume HDF5 file")
-            return Volume(f["data"][()], float(f.attrs["voxel_size_A"]), json.loads(f.attrs["metadata_json"]))
+            origin = np.asarray(f.attrs.get("origin_A", np.zeros(3)), dtype=float)
+            return Volume(f["data"][()], float(f.attrs["voxel_size_A"]), json.loads(f.attrs["metadata_json"]), origin)
     except OSError as e:
         raise AetbenchError(f"{path}: cannot read HDF5 volume ({e})") from None

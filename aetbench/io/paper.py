@@ -34,7 +34,8 @@ __all__ = ["read_mat_arrays", "read_paper_tilt_series", "read_paper_angles"]
 
 
 def read_mat_arrays(path) -> dict[str, np.ndarray]:
-    """All numeric arrays of a MATLAB file (v5 via scipy, v7.3 via h5py with axes reversed back).
+    """All numeric arrays of a MATLAB file (v5 via scipy, v7.3 via h5py with axes reversed back); the numeric
+    properties of MATLAB class objects (:mod:`aetbench.io.matlab`) as ``"variable.property"``.
 
     Raises
     ------
@@ -48,8 +49,13 @@ def read_mat_arrays(path) -> dict[str, np.ndarray]:
         import scipy.io
 
         raw = scipy.io.loadmat(path)
-        return {k: np.asarray(v) for k, v in raw.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-                and v.dtype.kind in "uifb"}
+        out = {k: np.asarray(v) for k, v in raw.items() if not k.startswith("__") and isinstance(v, np.ndarray)
+               and v.dtype.kind in "uifb"}
+        if any(type(v).__name__ == "MatlabOpaque" for v in raw.values()):  # MATLAB class objects (old RESIRE results)
+            from .matlab import mcos_numeric_arrays
+
+            out.update(mcos_numeric_arrays(path))  # as "variable.property"
+        return out
     except NotImplementedError:  # MATLAB v7.3 = HDF5
         import h5py
 

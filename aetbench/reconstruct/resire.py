@@ -3,11 +3,12 @@
 Gradient descent on ``ε(x) = ½ Σ_k ‖A_k x − b_k‖²`` with the real-space
 projector pair of :mod:`aetbench.reconstruct.projector`::
 
-    x ← max(0, x − t · Σ_k A_kᵀ (A_k x − b_k)),     t = step / (n_proj · n_z)
+    x ← max(0, x − t · Σ_k A_kᵀ (A_k x − b_k)),     t = step / (n_proj · n_x)
 
-The normalisation ``1 / (n_proj · n_z)`` (number of projections × number of
-voxels along the beam, i.e. the projection length) is the one of the
-authors' RESIRE code (``dt = step_size / Num_pj / dimz``); since
+The normalisation ``1 / (n_proj · n_x)`` (number of projections × the
+projection length n_x, the images' first axis) is the one of the authors'
+RESIRE code (``dt = step_size / Num_pj / dimx`` with ``dimx`` the projections'
+first dimension, also for a widened, non-cubic extended-object volume); since
 ``‖AᵀA‖ ≲ √2 · n_proj · n_z`` for the bilinear projector, ``step = 1`` (the
 paper's default) is stable.  No support constraint is applied.
 """
@@ -166,7 +167,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
             raise AetbenchError(f"initial: expected a finite volume of shape {vs} [ix, iy, iz], got shape {x0.shape}")
         x = x0
     b_abs_sum = float(np.abs(b).sum(dtype=np.float64))
-    dt = np.float32(step / (len(proj) * vs[2]))
+    dt = np.float32(step / (len(proj) * b.shape[1]))  # projection length, not the volume's z size
     if device is None:
         from .gpu import default_device
 
@@ -237,7 +238,7 @@ def _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, pro
     projs = [Projector(vs, ts.angles[g], image_shape=ts.shape) for g in groups]
     bs = [np.ascontiguousarray(b[g]) for g in groups]
     res = [np.empty(bg.shape, np.float32) for bg in bs]
-    dts = [np.float32(step / (len(g) * vs[2])) for g in groups]
+    dts = [np.float32(step / (len(g) * b.shape[1])) for g in groups]
     n_os = iterations - iterations // 2
     history: list[float] = []
     for i in its:

@@ -58,8 +58,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="traced model: .xyz/extxyz, table (species x y z Å) or .mat")
     parser.add_argument("truth", metavar="TRUTH", help="ground truth, same formats")
     parser.add_argument("--cutoff", metavar="C", type=_positive_float, required=True, help="acceptance distance in Å (> 0)")
-    parser.add_argument("--protocol", choices=("paper", "strict"), default="paper",
-                        help="paper: per-element nearest neighbour (the authors'); strict: one shift, one-to-one")
+    parser.add_argument("--protocol", choices=("paper", "strict", "reference"), default="paper",
+                        help="paper: per-element nearest neighbour (the authors'); strict: one shift, one-to-one; "
+                             "reference: agreement with a reference model in a region, absolute frame, one-to-one")
+    parser.add_argument("--region", metavar="BOX", default=None,
+                        help="reference protocol: box 'x0,x1,y0,y1,z0,z1' in Å (write --region=-5,5,... when it starts with '-')")
+    parser.add_argument("--region-mask", metavar="H5", default=None,
+                        help="reference protocol: mask volume (aetbench HDF5, global frame) intersected with the box")
+    parser.add_argument("--fit-shift", action="store_true", help="reference protocol: fit a small shift (< cutoff)")
     parser.add_argument("--pixel-size", metavar="P", type=_positive_float, default=None,
                         help="pixel size in Å of the tracing volume (needed for the paper's temp_model files)")
     parser.add_argument("--model-axes", metavar="AX", default=None, help="axis permutation/flip of the model, e.g. 'yx-z'")
@@ -187,6 +193,27 @@ def _read(path, *, elements, axes, types_path, pixel_size, atomic_numbers, what,
     return m
 
 
+def _run_reference(args, model, reference) -> int:
+    """``--protocol reference``: matched fractions, RMS, missing and extra atoms in the region."""
+    from dataclasses import replace
+
+    from ..types import Volume
+    from .reference import REFERENCE_KEYS, Region, parse_box, reference_agreement
+
+    region = parse_box(args.region) if args.region else Region()
+    if getattr(args, "region_mask", None):
+        m = Volume.read(args.region_mask)
+        region = replace(region, mask=Volume(m.data > 0, m.voxel_size, {}, m.origin))
+    res = reference_agreement(model, reference, cutoff=args.cutoff, region=region, fit_shift=args.fit_shift)
+    row = res.row()
+    if args.json:
+        print(json.dumps({"protocol": "reference", **row}))
+    else:
+        print(f"protocol: reference   cutoff: {args.cutoff:g} Å   region: {res.region}")
+        print("\n".join(f"{k:>20s}  {row[k]}" for k in REFERENCE_KEYS))
+    return 0
+
+
 def run(args) -> int:
     """Read both models, score them and print a table (or JSON with ``--json``); returns 0.
 
@@ -206,6 +233,10 @@ def run(args) -> int:
     if not set(model.species) & set(truth.species):
         notes.append(f"model elements {','.join(model.species)} and truth elements {','.join(truth.species)} "
                      "have none in common: check --model-elements/--truth-elements")
+    if args.protocol == "reference":
+        for n in notes:
+            print(f"aetbench: warning: {n}", file=sys.stderr)
+        return _run_reference(args, model, truth)
     df = score(model, truth, cutoff=args.cutoff, protocol=args.protocol)
     rate = _overall_rate(df)
     if rate < POOR_RATE_PCT:

@@ -18,9 +18,9 @@ from .neighbors import neighbor_list
 __all__ = ["bond_cutoffs", "analyse", "pair_key", "rdf", "shortest_path_rings", "voronoi_density"]
 
 #: covalent / metallic bond lengths [Å] used for default bond cutoffs
-#: (a-Si 2.35, a-Ge 2.46, α-Sn 2.81, Si–O 1.61; metals: 2 × metallic radius, CN 12)
-BOND_LENGTH = {"Si": 2.35, "Ge": 2.45, "Sn": 2.81, "O": 1.48, "Co": 2.50, "Pd": 2.74, "Pt": 2.77}
-METALS = {"Co", "Pd", "Pt"}
+#: (a-Si 2.35, a-Ge 2.46, α-Sn 2.81, Si–O 1.61; metals: 2 × metallic radius, CN 12; Ta: bcc nearest neighbour)
+BOND_LENGTH = {"Si": 2.35, "Ge": 2.45, "Sn": 2.81, "O": 1.48, "Co": 2.50, "Pd": 2.74, "Pt": 2.77, "Ta": 2.86}
+METALS = {"Co", "Pd", "Pt", "Ta"}
 
 
 def pair_key(a: str, b: str) -> str:

@@ -251,7 +251,8 @@ def _seed_prune_distance(min_distance_A: float, voxel_size: float, enabled: bool
 def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 1.9, oversampling: int = 1,
                 threshold: float | None = None, threshold_fraction: float = 0.1, refine: str = "gauss",
                 radius_A: float = 0.8, search_radius: float = 3.0, degree: int = 4, alpha: float = 1.0,
-                max_iter: int = 14, max_peaks: int | None = None, prune_seeds: bool = True) -> TracedModel:
+                max_iter: int = 14, max_peaks: int | None = None, prune_seeds: bool = True,
+                mask=None) -> TracedModel:
     """Trace atoms (sub-voxel intensity peaks) in a volume.
 
     Parameters
@@ -278,6 +279,10 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         ``"poly"``: drop seeds within ``min_distance_A`` − 1 voxel of a brighter
         seed before fitting (saves time on noise maxima; final pruning still uses
         the fitted heights).
+    mask : ndarray, Volume or "auto", optional
+        Support: peaks outside it are dropped.  A boolean array of the volume's shape, a
+        :class:`Volume` in the global frame (any shape), or ``"auto"`` for
+        :func:`aetbench.trace.support.compute_support` (smoothed volume, Otsu, largest component).
 
     Returns
     -------
@@ -306,6 +311,13 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         index, height = r["index"], r["height"]
         feats = {"residual": r["residual"], "n_iter": r["n_iter"].astype(np.float64)}
     pos = volume.index_to_position(index).reshape(-1, 3)
+    if mask is not None:  # support: drop peaks outside (before pruning, so they cannot suppress atoms)
+        from .support import as_mask_volume, compute_support, mask_at
+
+        m = compute_support(volume) if isinstance(mask, str) and mask == "auto" else mask
+        inside = mask_at(as_mask_volume(m, volume, "trace mask"), pos)
+        pos, index, height = pos[inside], index[inside], np.asarray(height)[inside]
+        feats = {k: np.asarray(v)[inside] for k, v in feats.items()}
     keep = prune_min_distance(pos, height, float(min_distance_A))
     pos, height = pos[keep], np.asarray(height)[keep]
     feats = {k: np.asarray(v)[keep] for k, v in feats.items()}

@@ -24,7 +24,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .. import geometry
 from ..io.files import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
