@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 
 __all__ = [
     "Scenario", "StructureConfig", "SimulationConfig", "ErrorsConfig", "TiltScheme", "ScoringConfig", "InputConfig",

@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-from .files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from .files import atomic_write_path
 
 __all__ = ["write_tilt_series", "read_tilt_series", "write_volume", "read_volume", "tilt_series_to_bytes",
            "tilt_series_from_bytes"]

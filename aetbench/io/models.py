@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from ..types import NON_ATOM, AtomicModel
-from .files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["read_model", "parse_axes", "apply_axes", "parse_elements", "labels_to_elements", "read_labels",
            "model_warnings", "axes_matrix", "matrix_axes", "DUPLICATE_DISTANCE_A"]

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..types import TiltSeries
-from .files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["read_mat_arrays", "read_paper_tilt_series", "read_paper_angles"]
 

@@ -40,7 +40,7 @@ import numpy as np
 from numba import njit
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries
 
 __all__ = [

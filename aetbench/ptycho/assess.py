@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import AtomicModel
 from .data import FourDSTEM
 

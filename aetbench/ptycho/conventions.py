@@ -29,7 +29,7 @@ import math
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..simulate.abtem_adf import wavelength_A
 
 __all__ = ["wavelength_A", "interaction_parameter", "spatial_frequencies", "make_probe", "fresnel_propagator",

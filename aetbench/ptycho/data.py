@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 
 @dataclass

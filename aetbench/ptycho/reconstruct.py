@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from . import conventions as cv
 from .data import FourDSTEM
 

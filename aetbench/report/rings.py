@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..io.files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path
 
 __all__ = ["rings_markdown", "plot_rings"]
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["bond_graph", "find_rings", "ring_size_counts", "good_rings", "ring_statistics", "compare_rings",
            "SIO2_WINDOW_A"]

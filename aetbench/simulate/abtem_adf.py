@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..io.files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path
 from ..options import Checker, from_table
 from ..types import AtomicModel, TiltSeries
 

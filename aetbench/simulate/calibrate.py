@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar, nnls
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import AtomicModel, TiltSeries
 from .abtem_adf import ADFConfig, simulate_adf
 from .linear import LinearParams, simulate_linear

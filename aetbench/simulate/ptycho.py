@@ -82,7 +82,8 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..io.files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path
 from ..ptycho.data import FourDSTEM
 from ..types import AtomicModel
 from ..options import Checker, from_table

@@ -55,7 +55,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import AtomicModel
 from .jit import kernel
 from .neighbors import neighbor_list

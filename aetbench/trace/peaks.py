@@ -27,7 +27,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import AtomicModel, TracedModel, Volume
 from . import poly as _poly
 

@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = [
     "spline_coefficients",

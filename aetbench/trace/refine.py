@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import geometry
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["refine_positions", "render_atoms"]
