@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.files import atomic_write_text
-from .published import published
+from ..published import published
 
 __all__ = ["write_report", "markdown_table", "with_published", "physical_limit"]
 
@@ -146,14 +146,11 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
 def _ring_sections(out: Path, details: dict):
     """Ring tables/PNGs for every scored cell whose ground truth is an Si–O network; writes ``rings.csv``."""
     from ..io.files import atomic_write_path
-    from ..score.rings import compare_rings
+    from ..score.rings import compare_rings_by_cell
     from .rings import plot_rings, rings_markdown
 
     parts, figs, frames = [], [], []
-    for tag, (case, d) in details.items():
-        if not {"Si", "O"} <= set(map(str, d.truth.elements)):
-            continue
-        df = compare_rings(d.truth, d.model)
+    for tag, df in compare_rings_by_cell(details).items():
         parts.append(rings_markdown(df, title=tag) + "\n")
         png = f"rings_{_safe(tag)}.png"
         plot_rings(df, out / png, title=tag)
