@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from . import cache
+from . import cache, provenance
 from .io.files import AetbenchError, atomic_write_path, check_name, remove_stale_parts, safe_join
 from .methods import METHODS, get_method, run_method
 from .scenario import Scenario, load_scenario, resolve_data_path
@@ -459,14 +459,18 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
     for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures", "bounds"):
         remove_stale_parts(cache_dir / sub)  # left by killed runs
     folder = _RunFolder(reports_root, sc.name, out_dir)
+    clock = _CompileClock()
     try:
-        return _run(sc, folder, cache_dir, quiet, scheduler, device, save_volumes)
+        return _run(sc, folder, cache_dir, quiet, scheduler, device, save_volumes, provenance.now_utc(), clock)
     except BaseException:
         folder.discard_if_empty()
         raise
+    finally:
+        clock.close()
 
 
-def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, device, save_volumes) -> Path:
+def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, device, save_volumes, started,
+         clock: "_CompileClock") -> Path:
     from tqdm.auto import tqdm
 
     from .report.markdown import write_report
@@ -477,8 +481,12 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     from .reconstruct.gpu import set_default_device
 
     set_default_device(device)  # --device gpu: RESIRE runs on the GPU too (aetbench.reconstruct.gpu)
-    all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
+    series_s: dict[str, float] = {}  # seconds spent simulating or loading each case's series, in this run
+    all_cases = [replace(c, make=_timed(c.make, c.key, series_s))
+                 for c in cases(sc, cache_dir, progress, scheduler, device)]  # input files are checked here
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
+    hits: dict[str, int] = {"results": 0}
+    misses: dict[str, int] = {"results": 0}
     rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
 
     rows, details, stage_rows, limits, ref_rows = [], {}, [], {}, []
@@ -492,6 +500,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code, cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
         hit = None if save_volumes else _load_traced(rpath, rkey)
+        (hits if hit is not None else misses)["results"] += 1
         if hit is not None:
             traced, seconds, vmeta = hit
         else:
@@ -500,8 +509,10 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
                 loaded = (case, case.make())
             ts = loaded[1]
             seconds = {"load": time.perf_counter() - t0}
+            c0 = clock.total
             res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.seed, progress=progress)
             seconds.update(res.seconds)
+            seconds["compile"] = clock.total - c0  # numba compilation inside the stages (first use of a kernel)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
             if case.measured is not None:
@@ -523,16 +534,21 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             limit = {}  # no bound for measured data: its profile and dose are not known here
         else:
             limit = _case_limit(case, traced, rkey, loaded, cache_dir, limits, folder.file("models", f"{tag}.xyz"))
-        total = float(sum(seconds.values()))
+        total = float(sum(v for k, v in seconds.items() if k not in ("load", "compile")))
+        compile_s = float(seconds.get("compile", 0.0))
+        method_s = max(total - compile_s, 0.0)  # the method alone: no series, no compilation
+        timing = {"seconds": round(method_s, 3), "compile_s": round(compile_s, 3),
+                  "series_s": round(series_s.get(case.key, 0.0), 3), "cached": hit is not None}
         stage_rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
-                           **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "total_s": round(total, 3)})
+                           **{f"{k}_s": round(v, 3) for k, v in seconds.items()}, "method_s": round(method_s, 3),
+                           "cached": hit is not None})
         if case.truth is None:
             continue
         for protocol in sc.scoring.protocol:
             df = score(traced.atoms(), case.truth, cutoff=sc.scoring.cutoff, protocol=protocol)
             for r in df.to_dict("records"):
                 rows.append({"structure": case.structure, "dose": case.dose, "method": mname,
-                             "protocol": protocol, "cutoff": sc.scoring.cutoff, "seconds": round(total, 3),
+                             "protocol": protocol, "cutoff": sc.scoring.cutoff, **timing,
                              "reference": case.reference, **r, **bound_columns(r, limit)})
         if sc.input:  # external truth: a poor score may be a wrong axis convention, never guessed silently
             hint = _axes_warning(traced.atoms(), case, sc.input[all_cases.index(case)], sc.scoring.cutoff, tag)
@@ -557,7 +573,60 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         from .report.reference import append_reference_section
 
         append_reference_section(out, [r for r in ref_rows if r])
+    provenance.write(out / "provenance.json", provenance.collect(
+        sc, {m: get_method(m, sc.method_options.get(m)).config() for m in sc.methods}, started=started,
+        cache={"hits": hits, "misses": misses}, device=device, scheduler=scheduler))
     return out
+
+
+def _timed(make: Callable[[], TiltSeries], key: str, spent: dict) -> Callable[[], TiltSeries]:
+    """``make`` that adds its wall time [s] to ``spent[key]`` (a case's series: simulated, or loaded from cache)."""
+    def timed() -> TiltSeries:
+        t0 = time.perf_counter()
+        try:
+            return make()
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - t0
+
+    return timed
+
+
+class _CompileClock:
+    """Running total [s] of numba compilation in this thread (outermost ``numba:compile`` events only, so nested
+    compilations of callees are not counted twice).  Reported apart from a method's own time: the first method to
+    use a kernel otherwise pays for every later one."""
+
+    def __init__(self):
+        import threading
+
+        from numba.core import event
+
+        self.total, self._depth, self._t0 = 0.0, 0, 0.0
+        self._thread = threading.get_ident()
+        outer = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev):
+                if threading.get_ident() == outer._thread:
+                    if outer._depth == 0:
+                        outer._t0 = time.perf_counter()
+                    outer._depth += 1
+
+            def on_end(self, ev):
+                if threading.get_ident() == outer._thread and outer._depth > 0:
+                    outer._depth -= 1
+                    if outer._depth == 0:
+                        outer.total += time.perf_counter() - outer._t0
+
+        self._listener = _Listener()
+        event.register("numba:compile", self._listener)
+
+    def close(self) -> None:
+        from numba.core import event
+
+        if self._listener is not None:
+            event.unregister("numba:compile", self._listener)
+            self._listener = None
 
 
 def _case_limit(case: Case, traced: TracedModel, rkey: str, loaded, cache_dir: Path, held: dict, xyz: Path) -> dict:

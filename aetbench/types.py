@@ -51,7 +51,7 @@ NON_ATOM = "x"
 #: columns of a score table (one row per structure, dose, method, element, protocol)
 SCORE_COLUMNS = [
     "structure", "dose", "method", "element", "protocol", "cutoff", "n_truth", "n_traced",
-    "identified", "rate_pct", "precision_pm", "false_positives", "wrong_element", "seconds",
+    "identified", "rate_pct", "precision_pm", "false_positives", "wrong_element", "recall_pct", "f1_pct", "seconds",
 ]
 
 

@@ -25,7 +25,7 @@ LAYERS = [
     ("ground", {"types", "geometry", "errors", "published", "optics", "options"}),
     ("io", {"io"}),
     ("stages", {"structures", "simulate", "ptycho", "preprocess", "reconstruct", "trace", "score"}),
-    ("methods", {"methods", "scenario", "config", "cache", "estimate", "measured"}),
+    ("methods", {"methods", "scenario", "config", "cache", "estimate", "measured", "provenance"}),
     ("pipeline", {"pipeline"}),
     ("report", {"report"}),
     ("cli", {"cli"}),

@@ -24,9 +24,9 @@ def quick_run(tmp_path_factory):
 def test_quick_scenario_meets_targets(quick_run):
     _, run = quick_run
     df = pd.read_csv(run / "scores.csv")
-    assert list(df.columns[:14]) == ["structure", "dose", "method", "element", "protocol", "cutoff", "n_truth",
+    assert list(df.columns[:16]) == ["structure", "dose", "method", "element", "protocol", "cutoff", "n_truth",
                                      "n_traced", "identified", "rate_pct", "precision_pm", "false_positives",
-                                     "wrong_element", "seconds"]
+                                     "wrong_element", "recall_pct", "f1_pct", "seconds"]
     row = df[(df.method == "resire") & (df.protocol == "strict") & (df.dose == 1.6e5)].iloc[0]
     assert row.n_truth == 208
     assert row.rate_pct >= 99.0, row
@@ -57,5 +57,8 @@ def test_rerun_reuses_cache(quick_run):
     assert rc == 0
     (run,) = list((base / "reports2" / "quick").iterdir())
     a, b = pd.read_csv(first / "scores.csv"), pd.read_csv(run / "scores.csv")
-    pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
+    timing = ["seconds", "compile_s", "series_s", "cached"]  # the rerun flags its rows as cached, scores unchanged
+    pd.testing.assert_frame_equal(a.drop(columns=timing), b.drop(columns=timing))
+    assert not a["cached"].any() and b["cached"].all()
+    assert (a["seconds"] == b["seconds"]).all()  # cached rows repeat the timings of the run that computed them
     assert time.perf_counter() - t0 < 60  # nothing is recomputed (generous bound: report plots only)

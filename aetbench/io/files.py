@@ -27,6 +27,13 @@ __all__ = ["atomic_write_path", "atomic_write_text", "AetbenchError", "check_nam
            "remove_stale_parts"]
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(..., "w")`` would give: 0o666 less the process umask (0644 under the usual 022)."""
+    mask = os.umask(0o022)  # read the umask (the only way) and put it back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _host() -> str:
     return "".join(c if c.isalnum() else "_" for c in socket.gethostname().split(".")[0])[:32] or "host"
 
@@ -36,7 +43,8 @@ def atomic_write_path(path):
     """Yield a temporary path beside ``path``; on success rename it onto ``path``.
 
     The temporary file is removed whenever the body fails (any exception,
-    including ``KeyboardInterrupt``).
+    including ``KeyboardInterrupt``).  The result gets the mode a plain write
+    would give (0644 under the usual umask 022), not mkstemp's private 0600.
 
     Examples
     --------
@@ -55,6 +63,8 @@ def atomic_write_path(path):
     tmp = Path(tmp)
     try:
         yield tmp
+        with contextlib.suppress(OSError):  # mkstemp makes 0600 files; outputs are shared like any other file
+            os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):

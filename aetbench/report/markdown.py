@@ -41,6 +41,9 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
     df = df[df["reference"].astype(object).fillna("").astype(str) != ""]
     if df.empty:
         return pd.DataFrame()
+    df = df[[_belongs(r, m) for r, m in zip(df["reference"].astype(str), df["method"].astype(str))]]
+    if df.empty:
+        return pd.DataFrame()
     pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
     df["paper_rate_pct"] = [p[0] if p else np.nan for p in pub]
     df["paper_precision_pm"] = [p[1] if p and p[1] is not None else np.nan for p in pub]
@@ -50,6 +53,20 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
         df["paper_over_bound"] = df["paper_precision_pm"] / df["bound_pm"]
         cols += ["bound_pm", "precision_over_bound", "paper_over_bound"]
     return df[cols]
+
+
+def _belongs(reference: str, method: str) -> bool:
+    """Whether a published row (``"<method>/<dataset>"``) belongs beside our ``method``: the same method, or one of
+    its named variants (``liao2026-robust``, ``liao2026-pty``).  SIRT, FBP or another group's method never gets the
+    paper's numbers beside it.
+
+    >>> _belongs("liao2026/aSi208", "liao2026"), _belongs("liao2026/aSi208", "liao2026-robust")
+    (True, True)
+    >>> _belongs("liao2026/aSi208", "sirt"), _belongs("busch2026/CoPdPt", "liao2026")
+    (False, False)
+    """
+    owner = reference.split("/", 1)[0]
+    return bool(owner) and (method == owner or method.startswith(owner + "-"))
 
 
 def physical_limit(scores: pd.DataFrame) -> pd.DataFrame:
@@ -94,11 +111,13 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
         parts.append("\n## Warnings\n\n" + "".join(f"- ⚠ **{w}**\n" for w in dict.fromkeys(warnings)))
     figures = []
     if not scores.empty:
-        cols = ["structure", "dose", "method", "element", "n_truth", "n_traced", "identified", "rate_pct",
-                "precision_pm", "false_positives", "wrong_element", "seconds"]
+        base = ["structure", "dose", "method", "element", "n_truth", "n_traced", "identified", "rate_pct",
+                "precision_pm", "false_positives", "wrong_element"]
         if "bound_pm" in scores:
-            cols[cols.index("precision_pm") + 1:cols.index("precision_pm") + 1] = ["bound_pm", "precision_over_bound"]
+            base[base.index("precision_pm") + 1:base.index("precision_pm") + 1] = ["bound_pm", "precision_over_bound"]
         for protocol in scenario.scoring.protocol:
+            extra = ["recall_pct", "f1_pct"] if protocol == "strict" else []  # one-to-one only
+            cols = [c for c in base + extra + ["seconds", "compile_s", "cached"] if c in scores]
             sub = scores[scores["protocol"] == protocol][cols]
             title = {"paper": "Paper protocol (per-element nearest neighbour, not one-to-one; Liao et al. 2026)",
                      "strict": "Strict protocol (one translation, one-to-one assignment, same element required)"}
@@ -119,7 +138,10 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
                 plot_rate_precision(scores, out / png, protocol=protocol)
                 figures.append(png)
     if not stages.empty:
-        parts.append("\n## Seconds per stage\n\n" + markdown_table(stages.fillna(0.0), "{:.2f}"))
+        parts.append("\n## Seconds per stage\n\n`seconds` / `method_s` is the method alone; `load_s` the tilt series "
+                     "(simulated or read from the cache) and `compile_s` numba's compilation are apart from it. "
+                     "`cached` rows repeat the timings of the run that computed them.\n\n"
+                     + markdown_table(stages.fillna(0.0), "{:.2f}"))
     if details:
         res = {tag: d.residuals for tag, (case, d) in details.items()}
         plot_error_histogram(res, out / "position_errors.png")

@@ -38,7 +38,7 @@ __all__ = ["ScoreDetails", "ROW_COLUMNS", "precision_pm", "f1_pct", "paper_proto
 
 #: columns of the table returned by :func:`aetbench.score.score`
 ROW_COLUMNS = ["element", "protocol", "cutoff", "n_truth", "n_traced", "identified", "rate_pct", "precision_pm",
-               "false_positives", "wrong_element"]
+               "false_positives", "wrong_element", "recall_pct", "f1_pct"]
 
 #: row/column label of the confusion matrix for "no partner"
 NONE = "(none)"
@@ -109,10 +109,17 @@ def f1_pct(identified: int, n_truth: int, n_traced: int) -> tuple[float, float, 
 
 
 def _row(e, protocol, cutoff, n_truth, n_traced, identified, prec, fp, wrong) -> dict:
+    """One score row; ``recall_pct`` and ``f1_pct`` only for the one-to-one (strict) protocol, where identified
+    atoms are at most min(n_truth, n_traced): the paper's many-to-one count has no detection precision (NaN)."""
+    if protocol == "strict":
+        rec, _, f1 = f1_pct(identified, n_truth, n_traced)
+    else:
+        rec = f1 = float("nan")
     return {"element": e, "protocol": protocol, "cutoff": float(cutoff), "n_truth": int(n_truth),
             "n_traced": int(n_traced), "identified": int(identified),
             "rate_pct": 100.0 * identified / n_truth if n_truth else float("nan"),
-            "precision_pm": prec, "false_positives": int(fp), "wrong_element": int(wrong)}
+            "precision_pm": prec, "false_positives": int(fp), "wrong_element": int(wrong),
+            "recall_pct": rec, "f1_pct": f1}
 
 
 def _confusion(truth_el_of_pair, model_el_of_pair, unmatched_model_el, unmatched_truth_el, rows, cols):
