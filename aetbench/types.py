@@ -126,12 +126,12 @@ class AtomicModel:
         return cls(np.asarray(atoms.get_positions()), np.asarray(atoms.get_chemical_symbols()), name)
 
     def write(self, path) -> None:
-        """Write as extended XYZ (ASE-readable), atomically (:func:`aetbench.io.xyz.write_model_xyz`)."""
+        """Write as extended XYZ (ASE-readable), atomically (:func:`aetbench.io.xyz.write_atoms_xyz`)."""
         _file_io("AtomicModel", "write")(self.to_ase(), path)
 
     @classmethod
     def read(cls, path) -> "AtomicModel":
-        """Read an extended XYZ (or any ASE-readable) file (:func:`aetbench.io.xyz.read_model_xyz`)."""
+        """Read an extended XYZ (or any ASE-readable) file (:func:`aetbench.io.xyz.read_atoms`)."""
         return cls.from_ase(_file_io("AtomicModel", "read")(path), name=str(path))
 
 
