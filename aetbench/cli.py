@@ -133,6 +133,46 @@ def cmd_bench(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_validate(args) -> int:
+    """The regression gate (:mod:`aetbench.report.gate`): 0 when nothing got worse, 1 on a regression."""
+    from .report import gate
+
+    cand = gate.read_scores(args.candidate)
+    if args.write_baseline:
+        gate.write_baseline(args.write_baseline, gate.baseline_from_scores(cand, source=str(args.candidate)))
+        print(f"baseline: {args.write_baseline} ({cand.groupby(list(gate.KEY)).ngroups} rows)")
+        return 0
+    if not args.baseline:
+        raise AetbenchError("validate: give --baseline (a report folder, scores.csv or baseline JSON) "
+                            "or --write-baseline FILE")
+    base = (gate.read_baseline(args.baseline) if str(args.baseline).endswith(".json")
+            else gate.baseline_from_scores(gate.read_scores(args.baseline), source=str(args.baseline)))
+    tols = {}
+    for t in args.tolerance or []:
+        metric, _, value = t.partition("=")
+        try:
+            tols[metric] = float(value)
+        except ValueError:
+            tols[metric] = float("nan")
+        if metric not in gate.METRICS or not tols[metric] >= 0:
+            raise AetbenchError(f"--tolerance {t!r}: expected METRIC=VALUE with METRIC one of "
+                                f"{', '.join(gate.METRICS)} and VALUE ≥ 0 (in the metric's unit)")
+    accepted = gate.read_accepted(args.accepted) if args.accepted else []
+    res = gate.compare_runs(cand, base, accepted=accepted, tolerances=tols)
+    for ch in res.accepted:
+        print(f"accepted: {ch.line()} — {ch.accepted_reason}")
+    for ch in res.improved:
+        print(f"improved: {ch.line()}")
+    print(res.summary())
+    for key in res.missing:
+        s, d, m, e, p = key
+        print(f"aetbench: validate: missing: no row for {s} dose {float(d):g} {m} {e} ({p}) in {args.candidate}",
+              file=sys.stderr)
+    for ch in res.regressions:
+        print(f"aetbench: validate: regression: {ch.line()}", file=sys.stderr)
+    return 1 if res.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="aetbench", description="Atomic electron tomography benchmark suite")
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--out", help="PNG path of the map (default: REPORT/limits.png or limits_<scenario>.png)")
     lim.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     lim.set_defaults(func=cmd_limits)
+
+    v = sub.add_parser("validate", help="regression gate: compare a run with a baseline, exit 1 if anything got worse")
+    v.add_argument("candidate", help="report folder, scores.csv or baseline JSON of the run to check")
+    v.add_argument("--baseline", help="report folder, scores.csv or baseline JSON to compare with")
+    v.add_argument("--accepted", help="accepted-changes TOML: [[accepted]] metric, reason and optional filters")
+    v.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
+                   help="tolerance for every row of a metric (rate_pct %%, precision_pm pm, f1_pct %%); repeatable")
+    v.add_argument("--write-baseline", metavar="FILE", help="write CANDIDATE as a baseline JSON and exit")
+    v.set_defaults(func=cmd_validate)
 
     b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
     b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")

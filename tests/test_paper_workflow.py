@@ -47,3 +47,17 @@ def test_report_has_published_numbers_and_figures(asi208_run):
     assert "Beside the published numbers" in text and "28.91" in text
     assert (run / "position_errors.png").exists()
     assert any(run.glob("model_vs_truth_*.png"))
+
+
+def test_regression_gate_against_the_committed_baseline(asi208_run, capsys):
+    """CI's regression gate: liao2026 on the paper's aSi208 data against baselines/asi208.json (issue 16).
+    A deliberate change is let through only by an entry in baselines/accepted-changes.toml."""
+    from pathlib import Path
+
+    _, run = asi208_run
+    root = Path(__file__).resolve().parents[1] / "baselines"
+    rc = main(["validate", str(run), "--baseline", str(root / "asi208.json"),
+               "--accepted", str(root / "accepted-changes.toml")])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert "15 metrics compared" in out.out
