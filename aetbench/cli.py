@@ -133,6 +133,13 @@ def cmd_bench(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_compare(args) -> int:
+    from .compare import cmd_compare as compare
+
+    args.scenario = _resolve_scenario(args.scenario)
+    return compare(args)
+
+
 def cmd_validate(args) -> int:
     """The regression gate (:mod:`aetbench.report.gate`): 0 when nothing got worse, 1 on a regression."""
     from .report import gate
@@ -218,6 +225,18 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--out", help="PNG path of the map (default: REPORT/limits.png or limits_<scenario>.png)")
     lim.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     lim.set_defaults(func=cmd_limits)
+
+    c = sub.add_parser("compare", help="every method over N noise realisations: mean ± 95 % CI, paired differences")
+    c.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    c.add_argument("--seeds", type=int, default=5, help="number of noise realisations (default 5)")
+    c.add_argument("--vary-structure", action="store_true", help="a new structure per realisation too")
+    c.add_argument("--jobs", type=int, default=None, help="local worker processes (default: one per core)")
+    c.add_argument("--scheduler", default=None, help="dask.distributed scheduler address: realisations run there")
+    c.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
+    c.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    c.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compare)
 
     v = sub.add_parser("validate", help="regression gate: compare a run with a baseline, exit 1 if anything got worse")
     v.add_argument("candidate", help="report folder, scores.csv or baseline JSON of the run to check")
