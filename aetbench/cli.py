@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
     b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")
-    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --, e.g. aetbench bench -- -k score")
     b.set_defaults(func=cmd_bench)
     return p
 
