@@ -18,20 +18,23 @@ from .io.files import AetbenchError
 __all__ = ["main"]
 
 
-def _scenario_dirs() -> list[Path]:
-    here = Path.cwd() / "scenarios"
-    pkg = Path(__file__).resolve().parents[1] / "scenarios"
-    return [d for d in dict.fromkeys([here, pkg]) if d.is_dir()]
-
-
 def _resolve_scenario(name: str) -> Path:
+    """An existing file as it is; else a scenario name (``quick``, ``paper/asi208``) in ``./scenarios`` or the
+    shipped scenarios (:mod:`aetbench.data`); else the path, which the loader then reports as not found."""
+    from .data import find_toml, scenario_dirs
+
     p = Path(name)
-    if p.exists() or p.suffix == ".toml":
+    if p.exists():
         return p
-    for d in _scenario_dirs():
-        for cand in (d / f"{name}.toml", *d.glob(f"**/{name}.toml")):
-            if cand.exists():
-                return cand
+    try:
+        hit = find_toml(name, scenario_dirs(), "scenarios")
+    except LookupError as e:
+        raise AetbenchError(f"scenario {e}") from None
+    if hit is not None:
+        return hit
+    if p.suffix != ".toml" and len(p.parts) == 1:
+        raise AetbenchError(f"scenario {name!r} not found: no such file, nor a scenario of that name in ./scenarios "
+                            f"or the shipped ones (see 'aetbench list')")
     return p
 
 
@@ -81,16 +84,16 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     import tomllib
 
+    from .data import list_toml, scenario_dirs
     from .methods import METHODS
 
-    print("scenarios:")
-    for d in _scenario_dirs():
-        for p in sorted(d.rglob("*.toml")):
-            try:
-                desc = tomllib.loads(p.read_text()).get("description", "")
-            except Exception:  # noqa: BLE001 - listing must not fail on one bad file
-                desc = "(invalid TOML)"
-            print(f"  {p.relative_to(d.parent)}  {desc}")
+    print("scenarios:  (aetbench run NAME; ./scenarios first, then the shipped ones)")
+    for name, p in list_toml(scenario_dirs()):
+        try:
+            desc = tomllib.loads(p.read_text()).get("description", "")
+        except Exception:  # noqa: BLE001 - listing must not fail on one bad file
+            desc = "(invalid TOML)"
+        print(f"  {name:26s} {desc}")
     print("methods:")
     for name, m in sorted(METHODS.items()):
         print(f"  {name:10s} {m.description}")
@@ -123,13 +126,19 @@ def cmd_limits(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    """Run the benchmarks shipped in :mod:`aetbench.benchmarks` with pytest-benchmark (from any folder)."""
+    import importlib.util
     import subprocess
 
-    tests = Path(__file__).resolve().parents[1] / "tests" / "bench"
-    cmd = [sys.executable, "-m", "pytest", str(tests), "--benchmark-enable", "-q", *args.pytest_args]
+    missing = [m for m in ("pytest", "pytest_benchmark") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AetbenchError(f"aetbench bench needs {' and '.join(missing)}: pip install 'aetbench[test]'")
+    benches = Path(__file__).resolve().parent / "benchmarks"
+    # -p no:cacheprovider: nothing written into an installed package; the marks are registered by its conftest
+    cmd = [sys.executable, "-m", "pytest", str(benches), "--benchmark-enable", "-q", "-p", "no:cacheprovider",
+           "-m", "slow or not slow" if args.heavy else "not slow", *args.pytest_args]
     if args.heavy:
         os.environ["AETBENCH_BENCH_HEAVY"] = "1"
-        cmd += ["-m", "slow or not slow"]  # the default selection deselects the slow (paper-size) runs
     return subprocess.call(cmd)
 
 
@@ -181,11 +190,14 @@ def cmd_validate(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     p = argparse.ArgumentParser(prog="aetbench", description="Atomic electron tomography benchmark suite")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a scenario and write a report")
-    r.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    r.add_argument("scenario", help="scenario TOML file, or a name (quick, paper/asi208; see aetbench list)")
     r.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
     r.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     r.add_argument("--quiet", action="store_true", help="no progress bars or tables")
@@ -216,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
 
     lim = sub.add_parser("limits", help="physical limit (joint Cramér–Rao bound) per dose; limit maps")
-    lim.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    lim.add_argument("scenario", help="scenario TOML file, or a name (quick, paper/asi208; see aetbench list)")
     lim.add_argument("--json", action="store_true", help="machine-readable output")
     lim.add_argument("--doses", help="grid of doses [e/Å²], comma-separated, e.g. 4e3,1.6e4,3.2e5")
     lim.add_argument("--tilts", help="grid of tilt counts, comma-separated, e.g. 15,30,60,90")
@@ -249,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
     b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")
-    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --, e.g. aetbench bench -- -k score")
     b.set_defaults(func=cmd_bench)
     return p
 

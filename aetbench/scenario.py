@@ -5,7 +5,7 @@ instead of structure/simulation, one or more ``[[input]]`` tables pointing at
 external tilt series).  Unknown keys, wrong types and out-of-range values are
 refused with one line naming the file, the key and what was expected.
 
-Example (``scenarios/quick.toml``)::
+Example (the shipped ``quick``, ``aetbench/data/scenarios/quick.toml``)::
 
     name = "quick"
     seed = 0

@@ -18,7 +18,7 @@ def asi208_run(paper_data, tmp_path_factory):
     from pathlib import Path
 
     base = tmp_path_factory.mktemp("asi208")
-    scen = Path(__file__).resolve().parents[1] / "scenarios" / "paper" / "asi208.toml"
+    scen = Path(__file__).resolve().parents[1] / "aetbench" / "data" / "scenarios" / "paper" / "asi208.toml"
     text = scen.read_text().replace('methods = ["liao2026", "sirt"]', 'methods = ["liao2026"]')
     (base / "asi208.toml").write_text(text)
     import os

@@ -5,6 +5,6 @@
 * :mod:`.md` — FIRE relaxation and Langevin melt-quench of free clusters.
 * :mod:`.build` — random packing → relaxation → melt-quench → relaxation.
 * :mod:`.analysis`, :mod:`.crystal` — g(r) peaks, coordination, angles, rings, a-CNA.
-* :mod:`.recipe`, :mod:`.command` — TOML recipes in ``structures/``, cached
+* :mod:`.recipe`, :mod:`.command` — TOML recipes (shipped in ``aetbench/data/structures/``), cached
   :func:`~.command.build_structure` and ``aetbench structure build|show``.
 """
