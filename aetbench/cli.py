@@ -142,6 +142,12 @@ def cmd_bench(args) -> int:
     return subprocess.call(cmd)
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import cmd_reproduce as reproduce
+
+    return reproduce(args)
+
+
 def cmd_compare(args) -> int:
     from .compare import cmd_compare as compare
 
@@ -249,6 +255,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     c.add_argument("--quiet", action="store_true", help="no progress bars")
     c.set_defaults(func=cmd_compare)
+
+    rp = sub.add_parser("reproduce", help="regenerate the paper's tables into one report, ours beside the published")
+    rp.add_argument("tables", nargs="*", help="tables to run (default: all): " + ", ".join(
+        ["asi208", "asi20k", "sigesn", "copdpt", "copdpt-defocus", "angles", "busch", "sio2"]))
+    rp.add_argument("--tier", default="linear", choices=("linear", "abtem"), help="simulation tier (default linear)")
+    rp.add_argument("--yes", action="store_true", help="run even when the estimate is beyond this machine")
+    rp.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    rp.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
+    rp.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    rp.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=cmd_reproduce)
 
     v = sub.add_parser("validate", help="regression gate: compare a run with a baseline, exit 1 if anything got worse")
     v.add_argument("candidate", help="report folder, scores.csv or baseline JSON of the run to check")

@@ -61,3 +61,23 @@ def test_regression_gate_against_the_committed_baseline(asi208_run, capsys):
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert "15 metrics compared" in out.out
+
+
+def test_reproduce_asi208_table(asi208_run, capsys):
+    """``aetbench reproduce asi208``: the table with the tier on every row, the published numbers beside ours and
+    the authors' own traced models scored as sanity rows (the cache of the run above makes it quick)."""
+    _, run = asi208_run
+    base = run.parents[2]
+    rc = main(["reproduce", "asi208", "--reports", str(base / "rep"), "--cache-dir", str(base / "cache"), "--quiet"])
+    assert rc == 0
+    (folder,) = (base / "rep" / "reproduce").iterdir()
+    df = pd.read_csv(folder / "reproduce.csv")
+    paper = df[df.protocol == "paper"]
+    assert set(paper["tier"]) == {"paper data", "authors' model"}
+    ours = paper[paper.tier == "paper data"].set_index("dose")
+    assert ours.loc[1.6e4, "rate_pct"] == 100.0 and ours.loc[1.6e4, "precision_pm"] <= PAPER[1.6e4][1]
+    authors = paper[paper.tier == "authors' model"].set_index("dose")
+    for dose, (rate, prec) in PAPER.items():
+        assert abs(authors.loc[dose, "rate_pct"] - rate) <= 0.01 and abs(authors.loc[dose, "precision_pm"] - prec) <= 0.01
+    text = (folder / "reproduce.md").read_text()
+    assert "## asi208" in text and "paper_precision_pm" in text and "28.91" in text
