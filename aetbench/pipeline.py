@@ -577,6 +577,9 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         from .report.reference import append_reference_section
 
         append_reference_section(out, [r for r in ref_rows if r])
+    from .report.html import write_html
+
+    write_html(out / "report.md", title=f"aetbench report — {sc.name}")  # one self-contained file for a talk
     provenance.write(out / "provenance.json", provenance.collect(
         sc, {m: get_method(m, sc.method_options.get(m)).config() for m in sc.methods}, started=started,
         cache={"hits": hits, "misses": misses}, device=device, scheduler=scheduler))

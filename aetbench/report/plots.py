@@ -107,21 +107,38 @@ def plot_error_histogram(residuals_by_label: dict[str, np.ndarray], path) -> Non
     _save(fig, path)
 
 
-def plot_model_vs_truth(traced_xyz, traced_el, truth_xyz, truth_el, path, *, slab_A: float = 4.0) -> None:
-    """Central slab (|z| < slab/2, Å) of the traced model over the ground truth, x–y view."""
+def plot_model_vs_truth(details, path, *, title: str = "", slab_A: float = 4.0) -> None:
+    """A slab of the ground truth (x–y view) with the traced atoms in it, coloured by what the scorer decided.
+
+    ``details`` is a :class:`aetbench.score.metrics.ScoreDetails` (its model already shifted onto the truth).
+    The slab, ``slab_A`` [Å] thick, is chosen on the truth alone (about its median z) and the same z window
+    cuts the traced model, so both show the same atoms.  Matched truth atoms are black rings with their traced
+    partner as a green dot; missed truth atoms are red rings; traced atoms without a partner (false positives,
+    or wrong element) are orange crosses.
+    """
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
-    t = np.asarray(truth_xyz)
-    m = np.asarray(traced_xyz)
-    zt, zm = np.median(t[:, 2]), np.median(m[:, 2]) if len(m) else 0.0
-    st = np.abs(t[:, 2] - zt) < slab_A / 2
-    sm = np.abs(m[:, 2] - zm) < slab_A / 2 if len(m) else np.zeros(0, bool)
-    ax.scatter(t[st, 0], t[st, 1], s=60, facecolors="none", edgecolors="k", label="ground truth")
-    for el in sorted(set(np.asarray(traced_el)[sm].tolist())) if len(m) else []:
-        sel = sm & (np.asarray(traced_el) == el)
-        ax.scatter(m[sel, 0], m[sel, 1], s=12, label=f"traced {el}")
+    t, m = details.truth.positions, details.model.positions
+    pairs = np.asarray(details.pairs, dtype=int).reshape(-1, 2)
+    z0 = float(np.median(t[:, 2])) if len(t) else 0.0
+    in_t = np.abs(t[:, 2] - z0) < slab_A / 2
+    in_m = np.abs(m[:, 2] - z0) < slab_A / 2 if len(m) else np.zeros(0, bool)
+    t_hit = np.zeros(len(t), bool)
+    t_hit[pairs[:, 1]] = True
+    m_hit = np.zeros(len(m), bool)
+    m_hit[pairs[:, 0]] = True
+    ax.scatter(t[in_t & t_hit, 0], t[in_t & t_hit, 1], s=70, facecolors="none", edgecolors="k",
+               label=f"truth, matched ({int(np.sum(in_t & t_hit))})")
+    ax.scatter(t[in_t & ~t_hit, 0], t[in_t & ~t_hit, 1], s=70, facecolors="none", edgecolors="tab:red", linewidths=1.6,
+               label=f"truth, missed ({int(np.sum(in_t & ~t_hit))})")
+    if len(m):
+        ax.scatter(m[in_m & m_hit, 0], m[in_m & m_hit, 1], s=14, color="tab:green",
+                   label=f"traced, matched ({int(np.sum(in_m & m_hit))})")
+        ax.scatter(m[in_m & ~m_hit, 0], m[in_m & ~m_hit, 1], s=30, marker="x", color="tab:orange",
+                   label=f"traced, no partner ({int(np.sum(in_m & ~m_hit))})")
     ax.set_aspect("equal")
     ax.set_xlabel("x [Å]")
     ax.set_ylabel("y [Å]")
-    ax.set_title(f"central slab, {slab_A:g} Å thick")
-    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title((title + "\n" if title else "") + f"slab {slab_A:g} Å thick about the truth's median z "
+                 f"({details.protocol} protocol)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
     _save(fig, path)
