@@ -18,20 +18,23 @@ from .errors import AetbenchError
 __all__ = ["main"]
 
 
-def _scenario_dirs() -> list[Path]:
-    here = Path.cwd() / "scenarios"
-    pkg = Path(__file__).resolve().parents[1] / "scenarios"
-    return [d for d in dict.fromkeys([here, pkg]) if d.is_dir()]
-
-
 def _resolve_scenario(name: str) -> Path:
+    """An existing file as it is; else a scenario name (``quick``, ``paper/asi208``) in ``./scenarios`` or the
+    shipped scenarios (:mod:`aetbench.data`); else the path, which the loader then reports as not found."""
+    from .data import find_toml, scenario_dirs
+
     p = Path(name)
-    if p.exists() or p.suffix == ".toml":
+    if p.exists():
         return p
-    for d in _scenario_dirs():
-        for cand in (d / f"{name}.toml", *d.glob(f"**/{name}.toml")):
-            if cand.exists():
-                return cand
+    try:
+        hit = find_toml(name, scenario_dirs(), "scenarios")
+    except LookupError as e:
+        raise AetbenchError(f"scenario {e}") from None
+    if hit is not None:
+        return hit
+    if p.suffix != ".toml" and len(p.parts) == 1:
+        raise AetbenchError(f"scenario {name!r} not found: no such file, nor a scenario of that name in ./scenarios "
+                            f"or the shipped ones (see 'aetbench list')")
     return p
 
 
@@ -81,16 +84,16 @@ def cmd_run(args) -> int:
 def cmd_list(args) -> int:
     import tomllib
 
+    from .data import list_toml, scenario_dirs
     from .methods import METHODS
 
-    print("scenarios:")
-    for d in _scenario_dirs():
-        for p in sorted(d.rglob("*.toml")):
-            try:
-                desc = tomllib.loads(p.read_text()).get("description", "")
-            except Exception:  # noqa: BLE001 - listing must not fail on one bad file
-                desc = "(invalid TOML)"
-            print(f"  {p.relative_to(d.parent)}  {desc}")
+    print("scenarios:  (aetbench run NAME; ./scenarios first, then the shipped ones)")
+    for name, p in list_toml(scenario_dirs()):
+        try:
+            desc = tomllib.loads(p.read_text()).get("description", "")
+        except Exception:  # noqa: BLE001 - listing must not fail on one bad file
+            desc = "(invalid TOML)"
+        print(f"  {name:26s} {desc}")
     print("methods:")
     for name, m in sorted(METHODS.items()):
         print(f"  {name:10s} {m.description}")
@@ -123,22 +126,84 @@ def cmd_limits(args) -> int:
 
 
 def cmd_bench(args) -> int:
+    """Run the benchmarks shipped in :mod:`aetbench.benchmarks` with pytest-benchmark (from any folder)."""
+    import importlib.util
     import subprocess
 
-    tests = Path(__file__).resolve().parents[1] / "tests" / "bench"
-    cmd = [sys.executable, "-m", "pytest", str(tests), "--benchmark-enable", "-q", *args.pytest_args]
+    missing = [m for m in ("pytest", "pytest_benchmark") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise AetbenchError(f"aetbench bench needs {' and '.join(missing)}: pip install 'aetbench[test]'")
+    benches = Path(__file__).resolve().parent / "benchmarks"
+    # -p no:cacheprovider: nothing written into an installed package; the marks are registered by its conftest
+    cmd = [sys.executable, "-m", "pytest", str(benches), "--benchmark-enable", "-q", "-p", "no:cacheprovider",
+           "-m", "slow or not slow" if args.heavy else "not slow", *args.pytest_args]
     if args.heavy:
         os.environ["AETBENCH_BENCH_HEAVY"] = "1"
-        cmd += ["-m", "slow or not slow"]  # the default selection deselects the slow (paper-size) runs
     return subprocess.call(cmd)
 
 
+def cmd_reproduce(args) -> int:
+    from .reproduce import cmd_reproduce as reproduce
+
+    return reproduce(args)
+
+
+def cmd_compare(args) -> int:
+    from .compare import cmd_compare as compare
+
+    args.scenario = _resolve_scenario(args.scenario)
+    return compare(args)
+
+
+def cmd_validate(args) -> int:
+    """The regression gate (:mod:`aetbench.report.gate`): 0 when nothing got worse, 1 on a regression."""
+    from .report import gate
+
+    cand = gate.read_scores(args.candidate)
+    if args.write_baseline:
+        gate.write_baseline(args.write_baseline, gate.baseline_from_scores(cand, source=str(args.candidate)))
+        print(f"baseline: {args.write_baseline} ({cand.groupby(list(gate.KEY)).ngroups} rows)")
+        return 0
+    if not args.baseline:
+        raise AetbenchError("validate: give --baseline (a report folder, scores.csv or baseline JSON) "
+                            "or --write-baseline FILE")
+    base = (gate.read_baseline(args.baseline) if str(args.baseline).endswith(".json")
+            else gate.baseline_from_scores(gate.read_scores(args.baseline), source=str(args.baseline)))
+    tols = {}
+    for t in args.tolerance or []:
+        metric, _, value = t.partition("=")
+        try:
+            tols[metric] = float(value)
+        except ValueError:
+            tols[metric] = float("nan")
+        if metric not in gate.METRICS or not tols[metric] >= 0:
+            raise AetbenchError(f"--tolerance {t!r}: expected METRIC=VALUE with METRIC one of "
+                                f"{', '.join(gate.METRICS)} and VALUE ≥ 0 (in the metric's unit)")
+    accepted = gate.read_accepted(args.accepted) if args.accepted else []
+    res = gate.compare_runs(cand, base, accepted=accepted, tolerances=tols)
+    for ch in res.accepted:
+        print(f"accepted: {ch.line()} — {ch.accepted_reason}")
+    for ch in res.improved:
+        print(f"improved: {ch.line()}")
+    print(res.summary())
+    for key in res.missing:
+        s, d, m, e, p = key
+        print(f"aetbench: validate: missing: no row for {s} dose {float(d):g} {m} {e} ({p}) in {args.candidate}",
+              file=sys.stderr)
+    for ch in res.regressions:
+        print(f"aetbench: validate: regression: {ch.line()}", file=sys.stderr)
+    return 1 if res.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     p = argparse.ArgumentParser(prog="aetbench", description="Atomic electron tomography benchmark suite")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="run a scenario and write a report")
-    r.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    r.add_argument("scenario", help="scenario TOML file, or a name (quick, paper/asi208; see aetbench list)")
     r.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
     r.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     r.add_argument("--quiet", action="store_true", help="no progress bars or tables")
@@ -169,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
         pass
 
     lim = sub.add_parser("limits", help="physical limit (joint Cramér–Rao bound) per dose; limit maps")
-    lim.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    lim.add_argument("scenario", help="scenario TOML file, or a name (quick, paper/asi208; see aetbench list)")
     lim.add_argument("--json", action="store_true", help="machine-readable output")
     lim.add_argument("--doses", help="grid of doses [e/Å²], comma-separated, e.g. 4e3,1.6e4,3.2e5")
     lim.add_argument("--tilts", help="grid of tilt counts, comma-separated, e.g. 15,30,60,90")
@@ -179,9 +244,42 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     lim.set_defaults(func=cmd_limits)
 
+    c = sub.add_parser("compare", help="every method over N noise realisations: mean ± 95 % CI, paired differences")
+    c.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
+    c.add_argument("--seeds", type=int, default=5, help="number of noise realisations (default 5)")
+    c.add_argument("--vary-structure", action="store_true", help="a new structure per realisation too")
+    c.add_argument("--jobs", type=int, default=None, help="local worker processes (default: one per core)")
+    c.add_argument("--scheduler", default=None, help="dask.distributed scheduler address: realisations run there")
+    c.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
+    c.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    c.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    c.set_defaults(func=cmd_compare)
+
+    rp = sub.add_parser("reproduce", help="regenerate the paper's tables into one report, ours beside the published")
+    rp.add_argument("tables", nargs="*", help="tables to run (default: all): " + ", ".join(
+        ["asi208", "asi20k", "sigesn", "copdpt", "copdpt-defocus", "angles", "busch", "sio2"]))
+    rp.add_argument("--tier", default="linear", choices=("linear", "abtem"), help="simulation tier (default linear)")
+    rp.add_argument("--yes", action="store_true", help="run even when the estimate is beyond this machine")
+    rp.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    rp.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
+    rp.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    rp.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    rp.set_defaults(func=cmd_reproduce)
+
+    v = sub.add_parser("validate", help="regression gate: compare a run with a baseline, exit 1 if anything got worse")
+    v.add_argument("candidate", help="report folder, scores.csv or baseline JSON of the run to check")
+    v.add_argument("--baseline", help="report folder, scores.csv or baseline JSON to compare with")
+    v.add_argument("--accepted", help="accepted-changes TOML: [[accepted]] metric, reason and optional filters")
+    v.add_argument("--tolerance", action="append", metavar="METRIC=VALUE",
+                   help="tolerance for every row of a metric (rate_pct %%, precision_pm pm, f1_pct %%); repeatable")
+    v.add_argument("--write-baseline", metavar="FILE", help="write CANDIDATE as a baseline JSON and exit")
+    v.set_defaults(func=cmd_validate)
+
     b = sub.add_parser("bench", help="run the benchmarks (pytest-benchmark)")
     b.add_argument("--heavy", action="store_true", help="include the long benchmarks (large builds, full series)")
-    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments")
+    b.add_argument("pytest_args", nargs="*", help="extra pytest arguments after --, e.g. aetbench bench -- -k score")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -158,7 +158,7 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
     centre = check_field(sc, truth, angles)   # before any simulation: the one rotation centre, the field checked
     code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
     structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
-    clean_key = cache.content_hash("clean", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
+    clean_key = cache.content_hash("clean-physics", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
                                    sc.seed, truth.positions, list(truth.elements), code, cache.ENTRY_FORMAT)
 
     def clean() -> TiltSeries:
@@ -181,19 +181,20 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
             ts = simulate_adf(truth, angles, ADFConfig.from_dict(acfg), seed=sc.seed, pixel_size=sim.pixel_size,
                               shape=tuple(sim.image_size), progress=progress, scheduler=scheduler,
                               cache_dir=cache_dir / "tilts", device=device, centre=centre)
-        return _apply_errors(ts, sim.errors, sc.seed)
+        return ts  # experimental errors are drawn per noise realisation (make), after the cached physics
 
     if sim.model == "ptycho":
         return _ptycho_cases(sc, truth, angles, centre, clean_key, cache_dir, progress, scheduler, device)
     out = []
     for dose in sim.doses:
-        key = cache.content_hash(clean_key, "dose", dose, sim.background)
+        key = cache.content_hash(clean_key, "dose", dose, sim.background, sc.draw_seed)
 
         def make(dose=dose, key=key) -> TiltSeries:
             from .simulate.dose import apply_dose
 
             return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", lambda: apply_dose(
-                clean(), dose, seed=_noise_seed(sc.seed, dose), background=sim.background))
+                _apply_errors(clean(), sim.errors, sc.draw_seed), dose, seed=_noise_seed(sc.draw_seed, dose),
+                background=sim.background))
 
         out.append(Case(sc.structure.label(), float(dose), truth, truth.species, sc.structure.reference, key, make))
     return out
@@ -219,7 +220,7 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: 
                                             scheduler=scheduler, device=device, progress=progress, centre=centre)
         if held.get("dose") != dose:
             held["dose"], held["dosed"] = dose, apply_dose_4d_series(
-                held["clean"], None if not np.isfinite(dose) else dose, seed=_noise_seed(sc.seed, dose),
+                held["clean"], None if not np.isfinite(dose) else dose, seed=_noise_seed(sc.draw_seed, dose),
                 background=sim.background)
         return held["dosed"]
 
@@ -227,7 +228,8 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: 
     code = cache.code_fingerprint("ptycho")
     for dose in sim.doses:
         for engine in rcfg.engines:
-            key = cache.content_hash(clean_key, "ptycho", dose, sim.background, engine, asdict(rcfg), code)
+            key = cache.content_hash(clean_key, "ptycho", dose, sim.background, engine, asdict(rcfg), code,
+                                     sc.draw_seed)
 
             def make(dose=dose, engine=engine, key=key) -> TiltSeries:
                 from .ptycho.series import phase_tilt_series
@@ -235,7 +237,7 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: 
                 def compute() -> TiltSeries:
                     ts = phase_tilt_series(dosed4d(dose), engine, rcfg, shape=tuple(sim.image_size),
                                            pixel_size=sim.pixel_size, seed=sc.seed, progress=progress)
-                    return _apply_errors(ts, sim.errors, sc.seed)
+                    return _apply_errors(ts, sim.errors, sc.draw_seed)
 
                 return _cached_series(cache_dir / "tiltseries" / f"{key}.h5", compute)
 
@@ -497,7 +499,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     for case, mname in bar:
         bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
         method = get_method(mname, sc.method_options.get(mname))
-        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code, cache.ENTRY_FORMAT)
+        rkey = cache.content_hash(case.key, method.config(), sc.seed, sc.draw_seed, case.elements, rec_code,
+                                  cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
         hit = None if save_volumes else _load_traced(rpath, rkey)
         (hits if hit is not None else misses)["results"] += 1
@@ -510,7 +513,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             ts = loaded[1]
             seconds = {"load": time.perf_counter() - t0}
             c0 = clock.total
-            res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.seed, progress=progress)
+            res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.draw_seed,
+                             progress=progress)
             seconds.update(res.seconds)
             seconds["compile"] = clock.total - c0  # numba compilation inside the stages (first use of a kernel)
             traced = res.traced
@@ -573,6 +577,9 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         from .report.reference import append_reference_section
 
         append_reference_section(out, [r for r in ref_rows if r])
+    from .report.html import write_html
+
+    write_html(out / "report.md", title=f"aetbench report — {sc.name}")  # one self-contained file for a talk
     provenance.write(out / "provenance.json", provenance.collect(
         sc, {m: get_method(m, sc.method_options.get(m)).config() for m in sc.methods}, started=started,
         cache={"hits": hits, "misses": misses}, device=device, scheduler=scheduler))

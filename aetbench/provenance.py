@@ -76,6 +76,7 @@ def _scenario(sc) -> dict | None:
     if path and Path(path).is_file():
         text = Path(path).read_text()
     return {"path": path, "name": getattr(sc, "name", None), "seed": getattr(sc, "seed", None),
+            "noise_seed": getattr(sc, "draw_seed", None),
             "sha256": hashlib.sha256(text.encode()).hexdigest() if text is not None else None, "content": text}
 
 

@@ -5,7 +5,7 @@ instead of structure/simulation, one or more ``[[input]]`` tables pointing at
 external tilt series).  Unknown keys, wrong types and out-of-range values are
 refused with one line naming the file, the key and what was expected.
 
-Example (``scenarios/quick.toml``)::
+Example (the shipped ``quick``, ``aetbench/data/scenarios/quick.toml``)::
 
     name = "quick"
     seed = 0
@@ -187,6 +187,8 @@ class Scenario:
     name: str = _f()
     methods: list[str] = _f(["resire"])
     seed: int = _f(0, lo=0, hi=2**63 - 1)
+    noise_seed: int = _f(-1, lo=-1, hi=2**63 - 1, doc="seed of the Poisson and experimental-error draws and of the "
+                         "methods' own random choices; -1: the same as seed (aetbench compare varies it)")
     description: str = _f("")
     structure: StructureConfig | None = None
     simulation: SimulationConfig | None = None
@@ -194,6 +196,11 @@ class Scenario:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     method_options: dict[str, dict[str, Any]] = _f({}, doc="per-method parameter overrides")
     path: str = _f("", doc="file the scenario was read from")
+
+    @property
+    def draw_seed(self) -> int:
+        """Seed of the noise and error draws [-]: ``noise_seed`` when set, else ``seed`` (the structure's)."""
+        return self.seed if self.noise_seed < 0 else self.noise_seed
 
     @property
     def folder(self) -> Path:

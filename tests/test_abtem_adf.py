@@ -254,7 +254,7 @@ def test_calibrated_linear_model_matches_abtem_208_atoms():
     assert np.all((xs > 3e-4) & (xs < 3e-3)), xs
     # issue target: the total ADF signal of a sphere is tilt-independent within 2 % (every tilt within 2 % of the
     # series mean).  Measured over the first 24 tilts of the 60-tilt series of the paper's 208-atom particle
-    # (scenarios/asi208-abtem.toml): largest deviation 1.55 %, sd 0.8 %.
+    # (scenario asi208-abtem): largest deviation 1.55 %, sd 0.8 %.
     assert np.abs(xs / xs.mean() - 1).max() <= 0.02, xs
     # Measured 0.953-0.957: the shortfall from 1 is the single frozen-phonon snapshot (0.08 Å rms random
     # displacements, a fixed pattern per image), not the linear model: rendered at the snapshot's displaced

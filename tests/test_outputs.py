@@ -79,7 +79,7 @@ def test_every_output_file_is_0644_under_umask_022(run, tmp_path):
         os.umask(old)
     _, first, _ = run
     modes = {p.relative_to(first).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in first.rglob("*") if p.is_file()}
-    assert {"scores.csv", "report.md", "provenance.json", "stage_seconds.csv"} <= set(modes)
+    assert {"scores.csv", "report.md", "report.html", "provenance.json", "stage_seconds.csv"} <= set(modes)
     want = 0o666 & ~old
     assert all(m == want for m in modes.values()), modes
 
@@ -118,3 +118,13 @@ def test_published_numbers_stand_only_beside_their_method():
     out = with_published(pd.DataFrame(rows))
     assert out["method"].tolist() == ["liao2026", "liao2026-robust"]
     assert out["paper_precision_pm"].tolist() == [17.31, 17.31]
+
+
+def test_report_html_is_self_contained(run):
+    _, first, _ = run
+    page = (first / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<table>" in page
+    assert page.count("data:image/png;base64,") == len(list(first.glob("*.png")))  # every figure, inlined
+    assert 'src="' not in page.replace('src="data:image/png;base64,', "")       # nothing read from beside it
+    titles = (first / "report.md").read_text().count("\n## ")
+    assert page.count("<h2>") == titles

@@ -9,12 +9,13 @@ import pytest
 from aetbench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+QUICK = REPO / "aetbench" / "data" / "scenarios" / "quick.toml"
 
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     base = tmp_path_factory.mktemp("quick")
-    rc = main(["run", str(REPO / "scenarios" / "quick.toml"), "--quiet", "--reports", str(base / "reports"),
+    rc = main(["run", str(QUICK), "--quiet", "--reports", str(base / "reports"),
                "--cache-dir", str(base / "cache")])
     assert rc == 0
     (run,) = list((base / "reports" / "quick").iterdir())
@@ -52,7 +53,7 @@ def test_rerun_reuses_cache(quick_run):
 
     base, first = quick_run
     t0 = time.perf_counter()
-    rc = main(["run", str(REPO / "scenarios" / "quick.toml"), "--quiet", "--reports", str(base / "reports2"),
+    rc = main(["run", str(QUICK), "--quiet", "--reports", str(base / "reports2"),
                "--cache-dir", str(base / "cache")])
     assert rc == 0
     (run,) = list((base / "reports2" / "quick").iterdir())

@@ -314,7 +314,7 @@ def test_ta_film_scenario_geometry_and_region():
     from aetbench.pipeline import cases
     from aetbench.scenario import load_scenario
 
-    sc = load_scenario(Path(__file__).parents[1] / "scenarios" / "real" / "ta-film.toml")
+    sc = load_scenario(Path(__file__).parents[1] / "aetbench" / "data" / "scenarios" / "real" / "ta-film.toml")
     case = cases(sc, None)[0]
     ts = case.make()
     assert extended_shape(ts.angles, ts.shape) == (543, 65, 131)

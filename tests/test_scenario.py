@@ -69,7 +69,7 @@ def test_missing_scenario_file(tmp_path, capsys):
 def test_shipped_scenarios_validate():
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[1] / "scenarios"
+    root = Path(__file__).resolve().parents[1] / "aetbench" / "data" / "scenarios"
     files = sorted(root.rglob("*.toml"))
     assert any(f.name == "quick.toml" for f in files)
     for f in files:
@@ -91,7 +91,7 @@ def test_shipped_abtem_scenarios_plan_a_valid_cell(paper_data):
     from aetbench.simulate.abtem_adf import ADFConfig, plan_cell
     from aetbench.structures.recipe import load_recipe
 
-    root = Path(__file__).resolve().parents[1] / "scenarios"
+    root = Path(__file__).resolve().parents[1] / "aetbench" / "data" / "scenarios"
     seen = 0
     for f in sorted(root.rglob("*.toml")):
         sc = load_scenario(f, known_methods=METHODS)

@@ -92,10 +92,10 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
         res = {tag: d.residuals for tag, (case, d) in details.items()}
         plot_error_histogram(res, out / "position_errors.png")
         figures.append("position_errors.png")
-        items = list(details.items())
-        for tag, (case, d) in dict([items[0], items[-1]]).items():
+        for tag, (case, d) in details.items():  # every cell, named by its method and dose
             png = f"model_vs_truth_{_safe(tag)}.png"
-            plot_model_vs_truth(d.model.positions, d.model.elements, d.truth.positions, d.truth.elements, out / png)
+            method = tag.split(f"_dose{case.dose:g}_", 1)[-1]  # tags are <structure>_dose<dose>_<method>
+            plot_model_vs_truth(d, out / png, title=f"{case.structure}, {method}, dose {case.dose:g} e/Å²")
             figures.append(png)
     ring_parts, ring_figs = _ring_sections(out, details)
     if ring_parts:

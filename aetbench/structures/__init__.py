@@ -7,6 +7,6 @@
 * :mod:`.silica` — amorphous silica by the network route: :mod:`.www` (WWW Si network), :mod:`.oxygen`
   (O placement), :mod:`.silica_ff` (valence force field and relaxation).
 * :mod:`.analysis`, :mod:`.crystal` — g(r) peaks, coordination, angles, rings, a-CNA.
-* :mod:`.recipe`, :mod:`.command` — TOML recipes in ``structures/``, cached
+* :mod:`.recipe`, :mod:`.command` — TOML recipes (shipped in ``aetbench/data/structures/``), cached
   :func:`~.command.build_structure` and ``aetbench structure build|show``.
 """

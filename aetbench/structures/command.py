@@ -122,7 +122,7 @@ def build_structure(recipe: str, seed: int | None = None, cache_dir=None, progre
     Parameters
     ----------
     recipe : str
-        Recipe name (``structures/<name>.toml``) or path to a ``.toml``.
+        Recipe name (``asi208``, see :mod:`aetbench.data`) or path to a ``.toml``.
     seed : int, optional
         Seed (default: the recipe's); same seed → identical coordinates.
     cache_dir : path, optional
@@ -222,7 +222,7 @@ def add_arguments(subparsers) -> None:
     p = subparsers.add_parser("structure", help="build and inspect nanoparticle structures from recipes")
     sub = p.add_subparsers(dest="structure_cmd", required=True)
     b = sub.add_parser("build", help="build a recipe's particle (cached) and print its path")
-    b.add_argument("name", help="recipe name (structures/NAME.toml) or path to a .toml")
+    b.add_argument("name", help="recipe name (e.g. asi208; structure show list) or path to a .toml")
     b.add_argument("--seed", type=int, default=None, help="seed (default: the recipe's)")
     b.add_argument("--out", default=None, help="also write the particle here (extxyz) with metrics beside it")
     b.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")

@@ -1,7 +1,8 @@
-"""Structure recipes: TOML files in the repository's ``structures/`` folder.
+"""Structure recipes: TOML files shipped in ``aetbench/data/structures/`` (or the user's, by path or
+``$AETBENCH_STRUCTURES``; see :mod:`aetbench.data`).
 
 A recipe names the material, composition, packing density, seed, potential and
-melt-quench schedule.  Example (``structures/asi208.toml``)::
+melt-quench schedule.  Example (the shipped ``asi208``)::
 
     name = "asi208"
     material = "a-Si"
@@ -69,30 +70,37 @@ class Recipe:
 
 
 def recipes_dir() -> Path:
-    """``$AETBENCH_STRUCTURES`` or the repository's ``structures/`` folder."""
-    import aetbench
+    """The first folder searched for a recipe name: ``$AETBENCH_STRUCTURES``'s first entry or the shipped one."""
+    from ..data import recipe_dirs
 
-    return Path(os.environ.get("AETBENCH_STRUCTURES", Path(aetbench.__file__).resolve().parents[1] / "structures"))
+    return recipe_dirs()[0]
 
 
 def list_recipes() -> list[str]:
-    """Names of the recipes in :func:`recipes_dir`."""
-    d = recipes_dir()
-    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+    """Names of the recipes in ``$AETBENCH_STRUCTURES`` and the shipped ones."""
+    from ..data import list_toml, recipe_dirs
+
+    return [name for name, _ in list_toml(recipe_dirs())]
 
 
 def resolve_recipe(recipe: str | os.PathLike) -> Path:
-    """Path of a recipe given by name or path."""
+    """Path of a recipe given by path (an existing file) or by name (``asi208``; also the source checkout's
+    ``structures/asi208.toml`` when no such file exists): see :mod:`aetbench.data` for the folders searched."""
+    from ..data import find_toml, recipe_dirs
+
     p = Path(recipe)
-    if p.suffix == ".toml" or p.exists():
-        if not p.is_file():
-            raise AetbenchError(f"{p}: structure recipe not found")
+    if p.is_file():
         return p
-    q = recipes_dir() / f"{recipe}.toml"
-    if not q.is_file():
-        raise AetbenchError(f"structure recipe {recipe!r} not found in {recipes_dir()} "
-                            f"(known: {', '.join(list_recipes()) or 'none'})")
-    return q
+    try:
+        q = find_toml(str(recipe), recipe_dirs(), "structures")
+    except LookupError as e:
+        raise AetbenchError(f"structure recipe {e}") from None
+    if q is not None:
+        return q
+    if p.suffix == ".toml" or len(p.parts) > 1:
+        raise AetbenchError(f"{p}: structure recipe not found")
+    raise AetbenchError(f"structure recipe {recipe!r} not found in {', '.join(map(str, recipe_dirs()))} "
+                        f"(known: {', '.join(list_recipes()) or 'none'})")
 
 
 def _num(path, d, key, lo, hi, default=None, kind=float):

@@ -399,7 +399,7 @@ def test_shipped_scenario_estimates():
     from aetbench.methods import METHODS
     from aetbench.scenario import load_scenario
 
-    root = Path(__file__).resolve().parents[2] / "scenarios"
+    root = Path(__file__).resolve().parents[2] / "aetbench" / "data" / "scenarios"
     est = {name: estimate_scenario(load_scenario(root / f"{name}.toml", known_methods=METHODS))
            for name in ("quick", "smoke-abtem", "smoke-pty", "paper/asi20k-abtem", "paper/sio2-pty")}
     assert est["quick"].seconds < 600 and est["quick"].memory_bytes < 2**30        # "a minute or two"
