@@ -72,7 +72,7 @@ def content_hash(*parts) -> str:
 @lru_cache(maxsize=None)
 def code_fingerprint(*subpackages: str) -> str:
     """Hash of the package version and the source of ``subpackages`` (e.g. ``"simulate"``)."""
-    from . import __version__
+    from ._version import __version__
 
     root = Path(__file__).resolve().parent
     h = hashlib.sha256(__version__.encode())

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 
 __all__ = ["main"]
 

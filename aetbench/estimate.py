@@ -30,7 +30,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 
 __all__ = ["Estimate", "estimate_scenario", "check_resources", "machine_memory_bytes", "MEMORY_FRACTION",
            "MAX_HOURS"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 from .types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["MeasuredInfo", "measured_info", "read_measured", "apply_support", "evaluate",

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 from .types import AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["Step", "Method", "METHODS", "get_method", "MethodResult", "run_method", "to_object_frame"]

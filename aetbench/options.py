@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 
 __all__ = ["Checker", "from_table"]
 

@@ -63,7 +63,7 @@ def _git(root: Path) -> dict:
 
 
 def _aetbench() -> dict:
-    from . import __version__
+    from ._version import __version__
 
     return {"version": __version__, "path": str(Path(__file__).resolve().parent), **_git(Path(__file__).resolve().parent)}
 

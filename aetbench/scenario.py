@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from .io.files import AetbenchError
+from .errors import AetbenchError
 
 __all__ = [
     "Scenario", "StructureConfig", "SimulationConfig", "ErrorsConfig", "TiltScheme", "ScoringConfig", "InputConfig",
@@ -94,7 +94,7 @@ class StructureConfig:
     elements: str = _f("", doc="label → element list for 'file', e.g. 'Si,Ge,Sn'")
     axes: str = _f("", doc="axes string for 'file', e.g. 'yxz'")
     reference: str = _f("", doc="published numbers to show beside ours, e.g. 'liao2026/aSi208' "
-                                "(see aetbench.report.published)")
+                                "(see aetbench.published)")
     centre: list[float] = _f([], unit="Å", doc="rotation centre [x, y, z] of the simulated tilt series (object "
                                               "frame); default the structure's centroid (aetbench.geometry)")
 
@@ -459,7 +459,7 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
             raise ScenarioError(f"{path}: structure.centre: expected 3 finite coordinates [x, y, z] in Å, "
                                 f"got {st.centre}")
         if st.reference:
-            from .report.published import PUBLISHED
+            from .published import PUBLISHED
 
             refs = [st.reference]
             if "{engine}" in st.reference and sc.simulation.model == "ptycho":

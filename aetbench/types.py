@@ -15,13 +15,35 @@ Frames and axis orders are defined once in :mod:`aetbench.geometry`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from . import geometry
 
 __all__ = ["AtomicModel", "TiltSeries", "Volume", "TracedModel", "SCORE_COLUMNS", "NON_ATOM"]
+
+#: File readers and writers of the types, by (type name, "read" | "write").  The types do no I/O and import
+#: nothing of :mod:`aetbench.io` (which sits above them): :mod:`aetbench.io.hdf5` and :mod:`aetbench.io.xyz`
+#: register their functions here when imported, and ``import aetbench`` imports both.
+_FILE_IO: dict[tuple[str, str], Callable] = {}
+
+
+def register_file_io(kind: str, read: Callable, write: Callable) -> None:
+    """Make ``kind.read(path)`` call ``read(path)`` and ``obj.write(path)`` call ``write(obj, path)``.
+
+    For ``"AtomicModel"`` the functions read and write :class:`ase.Atoms` (the model converts itself).
+    """
+    _FILE_IO[(kind, "read")] = read
+    _FILE_IO[(kind, "write")] = write
+
+
+def _file_io(kind: str, op: str) -> Callable:
+    try:
+        return _FILE_IO[(kind, op)]
+    except KeyError:
+        raise RuntimeError(f"no file {op}er registered for {kind}: import aetbench.io first") from None
+
 
 #: label used for traced peaks classified as "not an atom"
 NON_ATOM = "x"
@@ -104,18 +126,13 @@ class AtomicModel:
         return cls(np.asarray(atoms.get_positions()), np.asarray(atoms.get_chemical_symbols()), name)
 
     def write(self, path) -> None:
-        """Write as extended XYZ (ASE-readable), atomically."""
-        from .io.files import atomic_write_path
-
-        with atomic_write_path(path) as tmp:
-            self.to_ase().write(str(tmp), format="extxyz")
+        """Write as extended XYZ (ASE-readable), atomically (:func:`aetbench.io.xyz.write_atoms_xyz`)."""
+        _file_io("AtomicModel", "write")(self.to_ase(), path)
 
     @classmethod
     def read(cls, path) -> "AtomicModel":
-        """Read an extended XYZ (or any ASE-readable) file."""
-        from ase.io import read
-
-        return cls.from_ase(read(str(path)), name=str(path))
+        """Read an extended XYZ (or any ASE-readable) file (:func:`aetbench.io.xyz.read_atoms`)."""
+        return cls.from_ase(_file_io("AtomicModel", "read")(path), name=str(path))
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,15 +192,12 @@ class TiltSeries:
 
     def write(self, path) -> None:
         """Write to HDF5 atomically (see :mod:`aetbench.io.hdf5`)."""
-        from .io.hdf5 import write_tilt_series
-
-        write_tilt_series(self, path)
+        _file_io("TiltSeries", "write")(self, path)
 
     @classmethod
     def read(cls, path) -> "TiltSeries":
-        from .io.hdf5 import read_tilt_series
-
-        return read_tilt_series(path)
+        """Read an HDF5 file written by :meth:`write` (see :mod:`aetbench.io.hdf5`)."""
+        return _file_io("TiltSeries", "read")(path)
 
 
 @dataclass(frozen=True, eq=False)
@@ -252,15 +266,13 @@ class Volume:
         return replace(self, data=self.data[sl], origin=self.index_to_position(start + shape // 2))
 
     def write(self, path) -> None:
-        from .io.hdf5 import write_volume
-
-        write_volume(self, path)
+        """Write to HDF5 atomically (see :mod:`aetbench.io.hdf5`)."""
+        _file_io("Volume", "write")(self, path)
 
     @classmethod
     def read(cls, path) -> "Volume":
-        from .io.hdf5 import read_volume
-
-        return read_volume(path)
+        """Read an HDF5 file written by :meth:`write` (see :mod:`aetbench.io.hdf5`)."""
+        return _file_io("Volume", "read")(path)
 
 
 @dataclass(frozen=True, eq=False)

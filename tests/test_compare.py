@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from aetbench.cli import main
 from aetbench.compare import mean_ci, paired_differences, summarise

@@ -8,7 +8,7 @@ from aetbench.io.files import AetbenchError
 from aetbench.preprocess import (align_centre_of_mass, bm3d_like, denoise, estimate_background,
                                  estimate_noise_params, gat_forward, gat_inverse, normalise_intensity,
                                  shift_images, subtract_background)
-from aetbench.preprocess.denoise import _expected_gat
+from aetbench.preprocess.gat import _expected_gat
 from aetbench.simulate.dose import apply_dose
 from aetbench.simulate.linear import simulate_linear
 from aetbench.structures.random import random_sphere

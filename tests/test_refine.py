@@ -89,3 +89,23 @@ def test_pruning_drops_duplicates_and_atoms_in_empty_space():
     d = np.linalg.norm(out.model.positions[kept] - truth.positions, axis=1)
     assert d.max() < 0.05, d.max()
     assert np.all(out.features["refine_gain"][kept] > 0)
+
+
+def test_refine_fits_the_measured_series_it_is_given():
+    """refine takes the background-free measured series from the pre-processing (``measured=``) instead of
+    subtracting the background itself; the ``raw=`` fallback prepares the same series, so both give one result,
+    and the fit follows the data it is handed (a different series gives different positions)."""
+    from aetbench.preprocess.raw import measured_projections
+
+    truth, ts = _case(None)
+    raw = ts.with_images(ts.images + 1.5)  # a flat background of 1.5 per pixel on the measured counts
+    rng = np.random.default_rng(3)
+    traced = TracedModel(AtomicModel(truth.positions + rng.normal(0, 0.1, truth.positions.shape), truth.elements),
+                         np.ones(len(truth)))
+    measured = measured_projections(raw, ts)
+    assert abs(float(np.median(measured.images[:, :4, :4]))) < 0.05  # background removed by the pre-processing
+    a = refine_positions(traced, None, ts, measured=measured, iterations=20)
+    b = refine_positions(traced, None, ts, raw=raw, iterations=20)
+    np.testing.assert_array_equal(a.model.positions, b.model.positions)
+    c = refine_positions(traced, None, ts, measured=raw, iterations=20)  # background left in: a different fit
+    assert np.abs(c.model.positions - a.model.positions).max() > 1e-4

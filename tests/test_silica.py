@@ -6,6 +6,8 @@ import pytest
 
 from aetbench.io.files import AetbenchError
 from aetbench.structures import silica as S
+from aetbench.structures import silica_ff as FF
+from aetbench.structures import www as W
 
 
 def _fd_grad(energy, x, h=1e-5):
@@ -53,9 +55,9 @@ def test_silica_network_prep_and_size_hold():
     # size-hold term: ½ k (S − S0)², S the mean squared distance from the centroid [Å²]
     z = y[:30]
     s = np.mean(np.sum((z - z.mean(0)) ** 2, axis=1))
-    e, g = S._size_hold(z, s - 2.0, 0.7)
+    e, g = FF._size_hold(z, s - 2.0, 0.7)
     assert e == pytest.approx(0.5 * 0.7 * 4.0)
-    np.testing.assert_allclose(g, _fd_grad(lambda w: S._size_hold(w, s - 2.0, 0.7)[0], z), atol=1e-6)
+    np.testing.assert_allclose(g, _fd_grad(lambda w: FF._size_hold(w, s - 2.0, 0.7)[0], z), atol=1e-6)
 
 
 def test_keating_energy_values_and_gradient():
@@ -89,8 +91,8 @@ def test_keating_energy_values_and_gradient():
 def test_crystal_memory_detector():
     # the diamond start: interior atoms have every bond angle in exactly two six-rings and no smaller ring
     x, a, b = S.diamond_sphere(600, np.random.default_rng(1))
-    nb, cn = S._neighbour_arrays(600, a, b)
-    c = S._crystal_like(nb, cn)
+    nb, cn = W._neighbour_arrays(600, a, b)
+    c = W._crystal_like(nb, cn)
     r = np.linalg.norm(x - x.mean(0), axis=1)
     assert c[r < r.max() - 5.0].all() and not c[cn < 4].any()
     # one bond switch in the middle removes the diamond environment of the four atoms it touches
@@ -98,8 +100,8 @@ def test_crystal_memory_detector():
     bb, cc = i, nb[i, 0]
     aa = [v for v in nb[bb, :4] if v != cc][0]
     dd = [v for v in nb[cc, :4] if v != bb][0]
-    S._switch(nb, cn, aa, bb, cc, dd)
-    c2 = S._crystal_like(nb, cn)
+    W._switch(nb, cn, aa, bb, cc, dd)
+    c2 = W._crystal_like(nb, cn)
     assert not c2[[aa, bb, cc, dd]].any() and c2.sum() < c.sum() - 4
 
 

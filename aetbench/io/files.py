@@ -21,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..errors import AetbenchError  # re-exported: the old home of the shared error
+
 __all__ = ["atomic_write_path", "atomic_write_text", "AetbenchError", "check_name", "safe_join",
            "remove_stale_parts"]
-
-
-class AetbenchError(Exception):
-    """A user-facing error: the CLI prints its message as one line and exits non-zero."""
 
 
 def _file_mode() -> int:

@@ -18,7 +18,9 @@ import math
 
 import numpy as np
 
-from .files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..types import TiltSeries, Volume, register_file_io
+from .files import atomic_write_path
 
 __all__ = ["write_tilt_series", "read_tilt_series", "write_volume", "read_volume", "tilt_series_to_bytes",
            "tilt_series_from_bytes"]
@@ -46,8 +48,6 @@ def _write_ts(ts, target) -> None:
 
 def _read_ts(source, name):
     import h5py
-
-    from ..types import TiltSeries
 
     with h5py.File(source, "r") as f:
         if f.attrs.get("kind") != "aetbench.TiltSeries":
@@ -101,8 +101,6 @@ def write_volume(vol, path) -> None:
 def read_volume(path):
     import h5py
 
-    from ..types import Volume
-
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("kind") != "aetbench.Volume":
@@ -111,3 +109,7 @@ def read_volume(path):
             return Volume(f["data"][()], float(f.attrs["voxel_size_A"]), json.loads(f.attrs["metadata_json"]), origin)
     except OSError as e:
         raise AetbenchError(f"{path}: cannot read HDF5 volume ({e})") from None
+
+
+register_file_io("TiltSeries", read_tilt_series, write_tilt_series)  # ts.write(path), TiltSeries.read(path)
+register_file_io("Volume", read_volume, write_volume)

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from .files import atomic_write_path
 
 __all__ = ["read_mcos_objects", "write_mcos_fixture", "mcos_numeric_arrays"]
 

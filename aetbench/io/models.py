@@ -10,8 +10,8 @@ with positions in Å in the object frame.  Formats:
 * **whitespace table**: label (symbol or integer), then x y z in Å; further
   columns are ignored; lines starting with ``%`` or ``#`` and blank lines are skipped.
 * **the paper's traced models** (``temp_model`` 3×N, ``temp_atomtype``): positions
-  in 1-based voxel units of the 3× oversampled, 10-voxel zero-padded tracing
-  volume; Å = (m / 3 − 2) × ``pixel_size``.
+  in voxel units of the paper's tracing volume, converted by
+  :func:`aetbench.io.paper.paper_model_positions` (the paper's conventions live there).
 * **generic coordinate arrays** in ``.mat`` files: the float array with 3 in one
   dimension (N×3 or 3×N, Å) and a label vector of length N, in the same file or
   in ``types_path``.  MATLAB v7.3 (HDF5) files are read with h5py.
@@ -55,7 +55,8 @@ from pathlib import Path
 import numpy as np
 
 from ..types import NON_ATOM, AtomicModel
-from .files import AetbenchError
+from ..errors import AetbenchError
+from .paper import PAPER_MODEL_VARIABLE, paper_model_labels, paper_model_positions, read_mat_arrays
 
 __all__ = ["read_model", "parse_axes", "apply_axes", "parse_elements", "labels_to_elements", "read_labels",
            "model_warnings", "axes_matrix", "matrix_axes", "DUPLICATE_DISTANCE_A"]
@@ -335,12 +336,6 @@ def _read_text(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- MATLAB
-def _mat_arrays(path: Path) -> dict[str, np.ndarray]:
-    from .paper import read_mat_arrays
-
-    return read_mat_arrays(path)
-
-
 def _vectors(arrays: dict[str, np.ndarray], n: int, skip: str | None = None) -> dict[str, np.ndarray]:
     return {k: v.reshape(-1) for k, v in arrays.items()
             if k != skip and v.size == n and (v.ndim == 1 or (v.ndim == 2 and 1 in v.shape))}
@@ -370,7 +365,7 @@ def read_labels(path, n: int) -> np.ndarray:
     if not path.is_file():
         raise AetbenchError(f"{path}: file not found (types file)")
     if path.suffix.lower() in _MAT_SUFFIXES:
-        lab = _pick_labels(path, _mat_arrays(path), n, None)
+        lab = _pick_labels(path, read_mat_arrays(path), n, None)
         if lab is None:
             raise AetbenchError(f"{path}: no label vector of length {n} (the number of atoms)")
         return lab
@@ -385,26 +380,15 @@ def read_labels(path, n: int) -> np.ndarray:
 
 
 def _read_mat(path: Path, pixel_size: float | None, types_path) -> tuple[np.ndarray, np.ndarray | None]:
-    arrays = _mat_arrays(path)
-    if "temp_model" in arrays:
-        m = np.asarray(arrays["temp_model"], dtype=float)
-        if m.ndim != 2 or m.shape[0] != 3:
-            raise AetbenchError(f"{path}: temp_model has shape {m.shape}; expected 3×N voxel coordinates")
-        if pixel_size is None:
-            raise AetbenchError(f"{path}: traced model in voxel units (temp_model); give the pixel size in Å "
-                                "(--pixel-size / pixel_size=)")
-        if not (np.isfinite(pixel_size) and pixel_size > 0):
-            raise AetbenchError(f"pixel_size: expected a positive number of Å, got {pixel_size!r}")
-        pos = (m.T / 3.0 - 2.0) * float(pixel_size)
-        key = "temp_atomtype" if "temp_atomtype" in arrays else None
+    arrays = read_mat_arrays(path)
+    pos = paper_model_positions(path, arrays, pixel_size)  # the paper's traced model (io.paper), if it is one
+    if pos is not None:
         if types_path is not None:
             lab = read_labels(types_path, pos.shape[0])
-        elif key is not None:
-            lab = np.asarray(arrays[key]).reshape(-1)
-            if lab.size != pos.shape[0]:
-                raise AetbenchError(f"{path}: temp_atomtype holds {lab.size} labels for {pos.shape[0]} atoms")
         else:
-            lab = _pick_labels(path, arrays, pos.shape[0], "temp_model")
+            lab = paper_model_labels(path, arrays, pos.shape[0])
+            if lab is None:
+                lab = _pick_labels(path, arrays, pos.shape[0], PAPER_MODEL_VARIABLE)
         return pos, lab
     coords = {k: v for k, v in arrays.items() if v.ndim == 2 and 3 in v.shape and v.size > 3 and v.dtype.kind == "f"}
     if not coords:  # integer-typed coordinates as a last resort

@@ -27,10 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import AetbenchError
 from ..types import TiltSeries
-from .files import AetbenchError
 
-__all__ = ["read_mat_arrays", "read_paper_tilt_series", "read_paper_angles"]
+__all__ = ["read_mat_arrays", "read_paper_tilt_series", "read_paper_angles", "paper_model_positions",
+           "paper_model_labels", "PAPER_MODEL_VARIABLE", "PAPER_TYPES_VARIABLE"]
+
+#: the paper's traced models: ``temp_model`` (3×N voxel coordinates) and ``temp_atomtype`` (N labels)
+PAPER_MODEL_VARIABLE = "temp_model"
+PAPER_TYPES_VARIABLE = "temp_atomtype"
 
 
 def read_mat_arrays(path) -> dict[str, np.ndarray]:
@@ -150,3 +155,34 @@ def read_paper_tilt_series(projections, angles, *, pixel_size: float, dose: floa
     meta = {"source": str(projections), "angles_file": str(angles), "importer": "aetbench.io.paper"}
     return TiltSeries(images=images, angles=ang, pixel_size=float(pixel_size), dose=dose,
                       metadata=meta)
+
+
+
+def paper_model_positions(path, arrays: dict[str, np.ndarray], pixel_size: float | None) -> np.ndarray | None:
+    """Positions [Å] (N, 3) of the paper's traced model held in ``arrays`` (a ``.mat`` file's variables), or
+    ``None`` when they hold no ``temp_model``.
+
+    ``temp_model`` (3×N) is in 1-based voxel units of the 3× oversampled, 10-voxel zero-padded tracing volume:
+    Å = (m / 3 − 2) × ``pixel_size`` [Å], which is required.
+    """
+    if PAPER_MODEL_VARIABLE not in arrays:
+        return None
+    m = np.asarray(arrays[PAPER_MODEL_VARIABLE], dtype=float)
+    if m.ndim != 2 or m.shape[0] != 3:
+        raise AetbenchError(f"{path}: temp_model has shape {m.shape}; expected 3×N voxel coordinates")
+    if pixel_size is None:
+        raise AetbenchError(f"{path}: traced model in voxel units (temp_model); give the pixel size in Å "
+                            "(--pixel-size / pixel_size=)")
+    if not (np.isfinite(pixel_size) and pixel_size > 0):
+        raise AetbenchError(f"pixel_size: expected a positive number of Å, got {pixel_size!r}")
+    return (m.T / 3.0 - 2.0) * float(pixel_size)
+
+
+def paper_model_labels(path, arrays: dict[str, np.ndarray], n: int) -> np.ndarray | None:
+    """The label vector ``temp_atomtype`` of the paper's traced model of ``n`` atoms, or ``None`` without one."""
+    if PAPER_TYPES_VARIABLE not in arrays:
+        return None
+    lab = np.asarray(arrays[PAPER_TYPES_VARIABLE]).reshape(-1)
+    if lab.size != n:
+        raise AetbenchError(f"{path}: temp_atomtype holds {lab.size} labels for {n} atoms")
+    return lab

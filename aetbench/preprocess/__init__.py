@@ -1,7 +1,8 @@
 """aetbench.preprocess — TiltSeries → TiltSeries stages.
 
 * :func:`subtract_background` (background.py) — robust background level, subtracted.
-* :func:`denoise` (denoise.py) — Poisson–Gaussian noise estimate, GAT, block-matching /
+* :func:`denoise` (denoise.py, the dispatcher; noise model and GAT in gat.py, the numba block-matching filter
+  in blockmatch.py) — Poisson–Gaussian noise estimate, GAT, block-matching /
   NLM / Gaussian / optional BM3D denoising, exact unbiased inverse.
 * :func:`normalise_intensity` (normalise.py) — equal total intensity per projection.
 * :func:`align_centre_of_mass` (align.py) — sub-pixel centre-of-mass alignment.

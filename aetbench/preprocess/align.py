@@ -40,7 +40,7 @@ from dataclasses import replace
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries
 from .background import background_mask
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries
 
 __all__ = ["background_mask", "estimate_background", "subtract_background"]

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["check_tilt_series_data", "check_angle_count", "check_angles", "check_extent", "tilt_range_deg",
            "HOT_ERROR_FACTOR", "HOT_WARN_FACTOR",

@@ -22,7 +22,7 @@ import warnings
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries
 
 __all__ = ["normalise_intensity", "common_window"]

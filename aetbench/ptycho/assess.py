@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
+from ..score.image import normalised_cross_correlation as ncc
 from ..types import AtomicModel
 from .data import FourDSTEM
 
@@ -76,8 +77,6 @@ def phase_ncc(image: np.ndarray, reference: np.ndarray, lowpass_px: float = 0.0)
     """Normalised cross-correlation of a phase image with the reference, both optionally Gaussian-filtered
     with σ = ``lowpass_px`` tomography pixels (0: as is)."""
     from scipy import ndimage
-
-    from ..simulate.calibrate import normalised_cross_correlation as ncc
 
     a, b = np.asarray(image, float), np.asarray(reference, float)
     if a.shape != b.shape:

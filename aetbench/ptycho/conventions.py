@@ -29,8 +29,8 @@ import math
 
 import numpy as np
 
-from ..io.files import AetbenchError
-from ..simulate.abtem_adf import wavelength_A
+from ..errors import AetbenchError
+from ..optics import wavelength_A
 
 __all__ = ["wavelength_A", "interaction_parameter", "spatial_frequencies", "make_probe", "fresnel_propagator",
            "transmission_function", "fourier_shift_kernel", "fft_module", "forward_pattern", "forward_multislice"]

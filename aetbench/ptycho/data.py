@@ -1,4 +1,5 @@
-"""The one container for a 4D-STEM dataset of one tilt, shared by the simulator and the reconstructor.
+"""The one container for a 4D-STEM dataset of one tilt, shared by the simulator and the reconstructor, and the
+reconstruction's result (:class:`PtychoResult`).
 
 Conventions (all of them; the simulator writes data this way, the reconstructor reads it this way):
 
@@ -24,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from .. import optics
+from ..errors import AetbenchError
 
 
 @dataclass
@@ -96,11 +98,52 @@ class FourDSTEM:
     @property
     def wavelength_A(self) -> float:
         """Relativistic electron wavelength [Å]."""
-        from ..simulate.abtem_adf import wavelength_A
-
-        return wavelength_A(self.energy_kV)
+        return optics.wavelength_A(self.energy_kV)
 
     @property
     def window_sampling_A(self) -> float:
         """Real-space pixel size [Å] of the probe window that the patterns resolve."""
         return self.wavelength_A / (self.nk * self.angular_sampling_mrad * 1e-3)
+
+
+@dataclass
+class PtychoResult:
+    """Output of a ptychographic reconstruction.
+
+    Attributes
+    ----------
+    object : complex ndarray, shape (n_slices, Nx, Ny)
+        Transmission function of each slice (first = entrance side).
+    sampling_A : float
+        Object pixel size [Å] (= the data's window sampling).
+    origin_A : (float, float)
+        Field-frame position [Å] (x, y) of object pixel [0, 0].
+    probe : complex ndarray, shape (nk, nk)
+        Probe at the first slice's plane (refined if asked), ``Σ|P|²`` = 1 in the normalised intensity scale.
+    errors : list of float
+        Normalised amplitude error ``Σ(|Ψ| − √I)² / ΣI`` per iteration (before that iteration's updates).
+    engine : str
+        ``"single-slice"`` or ``"multislice"``.
+    n_slices : int
+    slice_thickness_A : float
+        Slice thickness [Å] (single slice: the data's depth).
+    seconds : float
+        Wall time of the reconstruction [s].
+    probe_plane_A : float
+        Depth [Å] below the entrance surface of the plane where ``probe`` is given.
+    illumination : ndarray, shape (Nx, Ny)
+        Summed probe intensity Σ|P|² over all positions (marks the scanned region).
+    """
+
+    object: np.ndarray
+    sampling_A: float
+    origin_A: tuple[float, float]
+    probe: np.ndarray
+    errors: list[float]
+    engine: str
+    n_slices: int
+    slice_thickness_A: float
+    seconds: float
+    probe_plane_A: float = 0.0
+    illumination: np.ndarray | None = None
+    metadata: dict = field(default_factory=dict)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..options import Checker, from_table
 from ..types import TiltSeries
 from .data import FourDSTEM

@@ -44,7 +44,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries, Volume
 from .projector import Projector
 from .resire import check_positive_int, check_tilt_series, default_volume_shape, resire

@@ -30,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 
 from .. import geometry
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries, Volume
 
 __all__ = ["extended_shape", "crop_centre", "reconstruct_extended", "reconstruct_step"]

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries, Volume
 from .resire import check_tilt_series, default_volume_shape, make_projector
 

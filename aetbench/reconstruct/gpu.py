@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["available", "set_default_device", "default_device", "GpuProjector", "resire_gpu"]
 

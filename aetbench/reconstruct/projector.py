@@ -45,7 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import geometry
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["Projector", "forward_project", "back_project", "is_single_axis"]
 

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries, Volume
 from .projector import Projector
 

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries, Volume
 from .resire import (check_positive_int, check_tilt_series, default_volume_shape, iteration_range,
                       make_projector, residual_r_factor)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.files import AetbenchError, atomic_write_path, atomic_write_text
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path, atomic_write_text
 
 __all__ = ["case_limits", "scenario_limits", "plot_limit_map", "format_limits", "measured_points"]
 

@@ -1,4 +1,8 @@
-"""The per-run report: ``report.md`` with tables, next to ``scores.csv`` and PNG figures."""
+"""The per-run report: ``report.md`` with tables, next to ``scores.csv`` and PNG figures.
+
+This module only renders: the numbers it shows come from :mod:`aetbench.score` (the comparison tables of
+:mod:`aetbench.score.tables`, the ring statistics of :mod:`aetbench.score.rings`).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..io.files import atomic_write_text
-from .published import published
+from ..score.tables import physical_limit, with_published  # computed in score/; rendered here
 
 __all__ = ["write_report", "markdown_table", "with_published", "physical_limit"]
 
@@ -31,64 +35,6 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
     for row in df.itertuples(index=False):
         lines.append("| " + " | ".join(fmt(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
-
-
-def with_published(scores: pd.DataFrame) -> pd.DataFrame:
-    """Paper-protocol rows with the published rate/precision beside ours (where a reference exists)."""
-    df = scores[scores["protocol"] == "paper"].copy()
-    if "reference" not in df or df.empty:
-        return pd.DataFrame()
-    df = df[df["reference"].astype(object).fillna("").astype(str) != ""]
-    if df.empty:
-        return pd.DataFrame()
-    df = df[[_belongs(r, m) for r, m in zip(df["reference"].astype(str), df["method"].astype(str))]]
-    if df.empty:
-        return pd.DataFrame()
-    pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
-    df["paper_rate_pct"] = [p[0] if p else np.nan for p in pub]
-    df["paper_precision_pm"] = [p[1] if p and p[1] is not None else np.nan for p in pub]
-    cols = ["structure", "dose", "method", "element", "rate_pct", "paper_rate_pct", "precision_pm",
-            "paper_precision_pm"]
-    if "bound_pm" in df:  # the published precision against the same physical limit as ours
-        df["paper_over_bound"] = df["paper_precision_pm"] / df["bound_pm"]
-        cols += ["bound_pm", "precision_over_bound", "paper_over_bound"]
-    return df[cols]
-
-
-def _belongs(reference: str, method: str) -> bool:
-    """Whether a published row (``"<method>/<dataset>"``) belongs beside our ``method``: the same method, or one of
-    its named variants (``liao2026-robust``, ``liao2026-pty``).  SIRT, FBP or another group's method never gets the
-    paper's numbers beside it.
-
-    >>> _belongs("liao2026/aSi208", "liao2026"), _belongs("liao2026/aSi208", "liao2026-robust")
-    (True, True)
-    >>> _belongs("liao2026/aSi208", "sirt"), _belongs("busch2026/CoPdPt", "liao2026")
-    (False, False)
-    """
-    owner = reference.split("/", 1)[0]
-    return bool(owner) and (method == owner or method.startswith(owner + "-"))
-
-
-def physical_limit(scores: pd.DataFrame) -> pd.DataFrame:
-    """One row per structure × dose × element: the bound [pm] and every method's precision / bound (paper protocol
-    when scored, else the first protocol), with the published precision's ratio where the paper has a row."""
-    if "bound_pm" not in scores or scores["bound_pm"].isna().all():
-        return pd.DataFrame()
-    proto = "paper" if "paper" in set(scores["protocol"]) else scores["protocol"].iloc[0]
-    df = scores[scores["protocol"] == proto]
-    out = df.groupby(["structure", "dose", "element"], sort=True)["bound_pm"].first().reset_index()
-    out = out.rename(columns={"bound_pm": "physical_limit_pm"})
-    for m in dict.fromkeys(df["method"]):
-        ratio = df[df["method"] == m].set_index(["structure", "dose", "element"])["precision_over_bound"]
-        out[f"{m} / limit"] = [ratio.get(k, np.nan) for k in zip(out["structure"], out["dose"], out["element"])]
-    if "reference" in df:
-        refs = df.groupby(["structure", "dose", "element"])["reference"].first().astype(object).fillna("").astype(str)
-        pub = [published(refs.get(k, ""), k[1], k[2]) if refs.get(k, "") else None
-               for k in zip(out["structure"], out["dose"], out["element"])]
-        vals = np.array([p[1] if p and p[1] is not None else np.nan for p in pub], float)
-        if np.isfinite(vals).any():
-            out["paper / limit"] = vals / out["physical_limit_pm"].to_numpy()
-    return out
 
 
 def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict,
@@ -168,14 +114,11 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
 def _ring_sections(out: Path, details: dict):
     """Ring tables/PNGs for every scored cell whose ground truth is an Si–O network; writes ``rings.csv``."""
     from ..io.files import atomic_write_path
-    from ..score.rings import compare_rings
+    from ..score.rings import compare_rings_by_cell
     from .rings import plot_rings, rings_markdown
 
     parts, figs, frames = [], [], []
-    for tag, (case, d) in details.items():
-        if not {"Si", "O"} <= set(map(str, d.truth.elements)):
-            continue
-        df = compare_rings(d.truth, d.model)
+    for tag, df in compare_rings_by_cell(details).items():
         parts.append(rings_markdown(df, title=tag) + "\n")
         png = f"rings_{_safe(tag)}.png"
         plot_rings(df, out / png, title=tag)

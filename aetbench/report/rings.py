@@ -3,31 +3,18 @@
 Input is the DataFrame of :func:`aetbench.score.rings.compare_rings` (or of
 :func:`aetbench.score.rings.ring_statistics` for one model).  Ring sizes are
 in atoms; for alternating Si–O rings the Si count is half of it.  The counts
-come from the package's one ring counter, :func:`aetbench.score.rings.find_rings`.
+come from the package's one ring counter, :func:`aetbench.score.rings.find_rings`, and
+the totals from :func:`aetbench.score.rings.ring_totals`: this module only renders.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from ..io.files import AetbenchError, atomic_write_path
+from ..io.files import atomic_write_path
+from ..score.rings import ring_table_kind, ring_totals
 
 __all__ = ["rings_markdown", "plot_rings"]
-
-_COMPARE = ("n_rings_truth", "n_rings_traced")
-_SINGLE = ("n_rings",)
-
-
-def _kind(df: pd.DataFrame) -> str:
-    if "size_atoms" not in df.columns:
-        raise AetbenchError("ring table: expected a 'size_atoms' column (from compare_rings or ring_statistics)")
-    if all(c in df.columns for c in _COMPARE):
-        return "compare"
-    if all(c in df.columns for c in _SINGLE):
-        return "single"
-    raise AetbenchError("ring table: expected n_rings_truth/n_rings_traced (compare_rings) or n_rings "
-                        "(ring_statistics) columns")
-
 
 def _cell(v, fmt="{:.2f}") -> str:
     if isinstance(v, (float, np.floating)):
@@ -53,7 +40,7 @@ def rings_markdown(df: pd.DataFrame, *, title: str | None = None) -> str:
     str
         The table, a totals row, and one line naming the bond window.
     """
-    kind = _kind(df)
+    kind = ring_table_kind(df)
     if kind == "compare":
         cols = [("size_atoms", "ring size (atoms)"), ("size_si", "Si"), ("n_rings_truth", "rings truth"),
                 ("good_fraction_truth", "good truth"), ("n_rings_traced", "rings traced"),
@@ -80,16 +67,9 @@ def rings_markdown(df: pd.DataFrame, *, title: str | None = None) -> str:
             else:
                 cells.append(_cell(float(v)))
         lines.append("| " + " | ".join(cells) + " |")
-    # totals
-    if kind == "compare":
-        nt, gt = int(df["n_rings_truth"].sum()), int(df["n_good_truth"].sum())
-        nr, gr = int(df["n_rings_traced"].sum()), int(df["n_good_traced"].sum())
-        tot = ["all", "", str(nt), _cell(gt / nt if nt else np.nan), str(nr), str(gr),
-               _cell(gr / nr if nr else np.nan), _cell(gr / gt if gt else np.nan)]
-    else:
-        n, g = int(df["n_rings"].sum()), int(df["n_good"].sum())
-        tot = ["all", "", str(n), str(g), _cell(g / n if n else np.nan), _cell(1.0 if n else np.nan)]
-    lines.append("| " + " | ".join(f"**{t}**" if t else "" for t in tot) + " |")
+    tot = ring_totals(df)  # computed in aetbench.score.rings; rendered here
+    cells = ["all", ""] + [str(tot[c]) if c in count_cols else _cell(tot[c]) for c, _h in cols[2:]]
+    lines.append("| " + " | ".join(f"**{t}**" if t else "" for t in cells) + " |")
     attrs = df.attrs.get("truth", df.attrs) if kind == "compare" else df.attrs
     if "bond_window_A" in attrs:
         lo, hi = attrs["bond_window_A"]
@@ -116,7 +96,7 @@ def plot_rings(df: pd.DataFrame, path, *, title: str | None = None) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kind = _kind(df)
+    kind = ring_table_kind(df)
     s = df["size_atoms"].to_numpy()
     fig, ax = plt.subplots(figsize=(7, 4))
     ax2 = ax.twinx()

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -64,7 +64,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import geometry
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import AtomicModel, TiltSeries
 
 __all__ = ["Profile", "BoundResult", "fit_profile", "tier_profile", "case_profile", "rotation_centre",

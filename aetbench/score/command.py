@@ -24,7 +24,7 @@ import warnings
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["add_arguments", "run", "JSON_ROW_KEYS", "axes_hint", "POOR_RATE_PCT", "FAR_BETTER_FACTOR",
            "FAR_BETTER_POINTS"]

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, Volume
 from .match import assign_one_to_one, fit_shift as _fit_shift
 

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["bond_graph", "find_rings", "ring_size_counts", "good_rings", "ring_statistics", "compare_rings",
-           "SIO2_WINDOW_A"]
+           "compare_rings_by_cell", "ring_table_kind", "ring_totals", "SIO2_WINDOW_A"]
 
 #: default bond window [Å]: Si–O 1.61 ± 0.30 Å
 SIO2_WINDOW_A = (1.31, 1.91)
@@ -439,3 +439,50 @@ def compare_rings(truth, traced, **kw) -> pd.DataFrame:
                                      np.nan)
     out.attrs.update({"truth": dict(a.attrs), "traced": dict(b.attrs)})
     return out
+
+
+def compare_rings_by_cell(details: dict, **kw) -> dict[str, pd.DataFrame]:
+    """:func:`compare_rings` of every scored cell whose ground truth is an Si–O network (holds Si and O).
+
+    ``details`` maps a cell tag to ``(case, score details)`` (the run's details: ``.truth`` and ``.model``);
+    keyword arguments go to :func:`ring_statistics`.  Returns tag → table, in the order of ``details``.
+    """
+    out = {}
+    for tag, (_case, d) in details.items():
+        if {"Si", "O"} <= set(map(str, d.truth.elements)):
+            out[tag] = compare_rings(d.truth, d.model, **kw)
+    return out
+
+
+_COMPARE = ("n_rings_truth", "n_rings_traced")
+_SINGLE = ("n_rings",)
+
+
+def ring_table_kind(df: pd.DataFrame) -> str:
+    """``"compare"`` for a :func:`compare_rings` table, ``"single"`` for a :func:`ring_statistics` table."""
+    if "size_atoms" not in df.columns:
+        raise AetbenchError("ring table: expected a 'size_atoms' column (from compare_rings or ring_statistics)")
+    if all(c in df.columns for c in _COMPARE):
+        return "compare"
+    if all(c in df.columns for c in _SINGLE):
+        return "single"
+    raise AetbenchError("ring table: expected n_rings_truth/n_rings_traced (compare_rings) or n_rings "
+                        "(ring_statistics) columns")
+
+
+def ring_totals(df: pd.DataFrame) -> dict:
+    """Totals over all ring sizes of a :func:`compare_rings` or :func:`ring_statistics` table.
+
+    Counts are summed; fractions are recomputed from the summed counts (NaN where the denominator is 0):
+    compare tables give ``n_rings_truth``, ``good_fraction_truth``, ``n_rings_traced``, ``n_good_traced``,
+    ``good_fraction_traced`` and ``good_recovered``; single tables ``n_rings``, ``n_good``,
+    ``good_fraction`` and ``fraction`` (1, the whole).
+    """
+    if ring_table_kind(df) == "compare":
+        nt, gt = int(df["n_rings_truth"].sum()), int(df["n_good_truth"].sum())
+        nr, gr = int(df["n_rings_traced"].sum()), int(df["n_good_traced"].sum())
+        return {"n_rings_truth": nt, "good_fraction_truth": gt / nt if nt else np.nan, "n_rings_traced": nr,
+                "n_good_traced": gr, "good_fraction_traced": gr / nr if nr else np.nan,
+                "good_recovered": gr / gt if gt else np.nan}
+    n, g = int(df["n_rings"].sum()), int(df["n_good"].sum())
+    return {"n_rings": n, "n_good": g, "good_fraction": g / n if n else np.nan, "fraction": 1.0 if n else np.nan}

@@ -22,17 +22,17 @@ probe position (dimensionless), the units of
 :func:`aetbench.simulate.linear.simulate_linear`, so
 :func:`aetbench.simulate.dose.apply_dose` turns them into counts.
 
-Each tilt is an independent ``dask.delayed`` task (local threads by default, a
+Each tilt is an independent ``dask.delayed`` task (:mod:`.runner`: local threads by default, a
 ``dask.distributed`` cluster when ``scheduler`` is an address or a ``Client``);
 finished tilts are cached atomically in ``cache_dir`` so an interrupted series
-resumes at the missing tilts.
+resumes at the missing tilts.  The electron optics (wavelength, Nyquist step,
+FFT-friendly sizes) live in :mod:`aetbench.optics`, shared with :mod:`aetbench.ptycho`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +40,12 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..io.files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path
+from ..optics import fft_friendly, nyquist_scan_step_A, wavelength_A  # noqa: F401  (re-exported)
 from ..options import Checker, from_table
 from ..types import AtomicModel, TiltSeries
+from .runner import run_tasks  # noqa: F401  (re-exported)
 
 __all__ = ["ADFConfig", "simulate_adf", "wavelength_A", "nyquist_scan_step_A", "CellPlan", "plan_cell",
            "fft_friendly"]
@@ -51,35 +54,6 @@ _PARAMETRIZATIONS = ("lobato", "kirkland", "peng")
 _ENGINES = ("prism", "multislice")
 _FFTS = ("fftw", "numpy")
 _ANTIALIAS = 2.0 / 3.0
-
-
-def wavelength_A(energy_kV: float) -> float:
-    """Relativistic electron wavelength [Å] at ``energy_kV`` [kV]."""
-    e = energy_kV * 1e3
-    return 12.2642598 / math.sqrt(e + 0.97847573e-6 * e * e)
-
-
-def nyquist_scan_step_A(energy_kV: float, semiangle_mrad: float) -> float:
-    """Largest scan step [Å] that samples an ADF image without aliasing: ``λ / (4 α)``.
-
-    The ADF signal as a function of probe position is band-limited to spatial
-    frequency ``2 α / λ`` (twice the aperture radius).
-    """
-    return wavelength_A(energy_kV) / (4.0 * semiangle_mrad * 1e-3)
-
-
-def fft_friendly(n: int, multiple_of: int = 1) -> int:
-    """Smallest ``m ≥ n`` with ``m % multiple_of == 0`` and only prime factors 2, 3, 5, 7."""
-    m = max(int(math.ceil(n)), 1)
-    while True:
-        if m % multiple_of == 0:
-            r = m
-            for p in (2, 3, 5, 7):
-                while r % p == 0:
-                    r //= p
-            if r == 1:
-                return m
-        m += 1
 
 
 @dataclass(frozen=True)
@@ -392,42 +366,6 @@ def _cache_key(job: dict) -> str:
                          list(map(float, job["centre"])), asdict(job["plan"]), abtem.__version__, "v1"],
                         sort_keys=True, default=str).encode())
     return h.hexdigest()[:32]
-
-
-def run_tasks(func, jobs: list[dict], scheduler, progress: bool, desc: str = "abTEM tilts") -> list:
-    """Run ``func(job)`` for every job as dask.delayed tasks (one per tilt), with a tqdm progress bar.
-
-    ``scheduler``: ``None``/``"threads"`` (local threads, one per core), ``"synchronous"``, ``"processes"``, a
-    dask.distributed scheduler address or a ``Client``.  Results come back in the order of ``jobs``.
-    """
-    import dask
-    from tqdm.auto import tqdm
-
-    tasks = [dask.delayed(func, pure=False)(job) for job in jobs]
-    bar = tqdm(total=len(tasks), desc=desc, unit="tilt", disable=not progress)
-    try:
-        if scheduler is not None and not (isinstance(scheduler, str) and scheduler in
-                                          ("threads", "synchronous", "sync", "processes")):
-            from dask.distributed import Client, as_completed
-
-            client = scheduler if isinstance(scheduler, Client) else Client(scheduler)
-            futures = client.compute(tasks)
-            for _ in as_completed(futures):
-                bar.update(1)
-            return client.gather(futures)
-        from dask.callbacks import Callback
-
-        keys = {t.key for t in tasks}
-
-        def posttask(key, result, dsk, state, worker_id):
-            if key in keys:
-                bar.update(1)
-
-        with Callback(posttask=posttask):
-            return list(dask.compute(*tasks, scheduler=scheduler or "threads",
-                                     num_workers=min(len(tasks), os.cpu_count() or 1)))
-    finally:
-        bar.close()
 
 
 def _run(jobs: list[dict], scheduler, progress: bool) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import TiltSeries
 
 __all__ = ["apply_shifts", "apply_angle_errors", "apply_intensity_scaling", "random_defocus_errors",

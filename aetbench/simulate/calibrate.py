@@ -14,19 +14,13 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import minimize_scalar, nnls
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
+from ..score.image import normalised_cross_correlation  # noqa: F401  (re-exported: its old home)
 from ..types import AtomicModel, TiltSeries
 from .abtem_adf import ADFConfig, simulate_adf
 from .linear import LinearParams, simulate_linear
 
 __all__ = ["calibrate_linear", "fit_linear_params", "normalised_cross_correlation"]
-
-
-def normalised_cross_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson correlation of two equally shaped arrays (1 = identical up to gain and offset)."""
-    a = np.asarray(a, float).ravel() - np.mean(a)
-    b = np.asarray(b, float).ravel() - np.mean(b)
-    return float(a @ b / np.sqrt((a @ a) * (b @ b)))
 
 
 def fit_linear_params(model: AtomicModel, ts: TiltSeries, *, sigma_A: dict[str, float] | None = None,

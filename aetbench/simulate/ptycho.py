@@ -82,12 +82,14 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
-from ..io.files import AetbenchError, atomic_write_path
+from ..errors import AetbenchError
+from ..io.files import atomic_write_path
 from ..ptycho.data import FourDSTEM
-from ..types import AtomicModel
+from ..optics import fft_friendly, wavelength_A
 from ..options import Checker, from_table
-from .abtem_adf import (_FFTS, _PARAMETRIZATIONS, ADFConfig, CellPlan, _cache_key, _tilt_seed, fft_friendly,
-                        plan_cell, run_tasks, tilt_potential, wavelength_A)
+from ..types import AtomicModel
+from .abtem_adf import _FFTS, _PARAMETRIZATIONS, ADFConfig, CellPlan, _cache_key, _tilt_seed, plan_cell, tilt_potential
+from .runner import run_tasks
 
 __all__ = ["PtychoConfig", "PtychoPlan", "plan_ptycho", "probe_diameter_A", "bin_patterns", "simulate_4dstem",
            "apply_dose_4d", "apply_dose_4d_series"]

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from ..cache import ENTRY_FORMAT, code_fingerprint, content_hash, default_cache_dir, file_digest, move_aside
-from ..io.files import AetbenchError, atomic_write_text, check_name, safe_join
+from ..errors import AetbenchError
+from ..io.files import atomic_write_text, check_name, safe_join
 from ..types import AtomicModel
 from .recipe import METALLIC, Recipe, list_recipes, load_recipe
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from .jit import kernel, pair_force_block, reduce_blocks
 
 __all__ = ["ZHOU2004", "FIELDS", "eam_cutoff", "eam_density", "eam_pair", "eam_embedding", "eam_tables",

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from .jit import kernel, pair_force_block, reduce_blocks
 
 __all__ = ["GUPTA_ELEMENTS", "MIXING", "gupta_pair_parameters", "gupta_potential"]

@@ -33,7 +33,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 
 __all__ = ["Recipe", "load_recipe", "recipes_dir", "resolve_recipe", "list_recipes"]
 

@@ -37,7 +37,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from .jit import kernel, reduce_blocks
 
 __all__ = ["SW_ELEMENTS", "SWParams", "sw_params", "sw_energy_forces", "sw_potential", "A_SW", "B_SW", "A_CUT", "GAMMA"]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TracedModel, Volume
 from .peaks import integrated_intensity
 

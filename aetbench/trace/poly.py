@@ -35,7 +35,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
+from .maxima import local_maxima, prune_min_distance, three_point_offsets
 
 __all__ = [
     "spline_coefficients",
@@ -315,8 +316,6 @@ def grid_seeds(data: np.ndarray, oversampling: int, threshold: float) -> tuple[n
     Returns oversampled indices (N, 3) int and the original-grid peak values
     (N,), sorted by descending value.
     """
-    from .peaks import local_maxima, three_point_offsets
-
     d = np.asarray(data, dtype=np.float64)
     idx, val = local_maxima(d, threshold)
     off = np.zeros(idx.shape)
@@ -374,8 +373,6 @@ def poly_trace(data: np.ndarray, *, oversampling: int = 3, search_radius: float 
     else:
         raise AetbenchError(f"poly tracing: seeding must be 'original' or 'oversampled', got {seeding!r}")
     if seed_min_distance > 0 and seeds.shape[0]:
-        from .peaks import prune_min_distance
-
         keep = np.sort(prune_min_distance(seeds / ov, svals, float(seed_min_distance)))
         seeds, svals = seeds[keep], svals[keep]
     if max_peaks is not None:

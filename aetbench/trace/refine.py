@@ -36,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import geometry
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["refine_positions", "render_atoms"]
@@ -142,19 +142,6 @@ def _beam_uv(pos, R, pixel, mx, my):
     return b[:, 0] / pixel + mx // 2, b[:, 1] / pixel + my // 2
 
 
-def _raw_projections(raw: TiltSeries, ts: TiltSeries) -> TiltSeries:
-    """Measured projections, background-subtracted, with ``ts``'s alignment shifts applied."""
-    from ..preprocess.background import subtract_background
-
-    out = subtract_background(raw)
-    shifts = ts.metadata.get("align_shifts_px")
-    if shifts is not None:
-        from ..preprocess.align import shift_images
-
-        out = out.with_images(shift_images(out.images, np.asarray(shifts, float)))
-    return out
-
-
 def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float, shape) -> np.ndarray:
     """Projections ``(n, mx, my)`` of Gaussian atoms (positions [Å] about the volume centre).
 
@@ -170,7 +157,7 @@ def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float
 
 
 def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries, *, raw: TiltSeries | None = None,
-                     data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
+                     measured: TiltSeries | None = None, data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
                      max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
                      prune_rounds: int = 2, min_gain_fraction: float = 0.0) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
@@ -184,9 +171,15 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     ts : TiltSeries
         The pre-processed projections the volume was reconstructed from.
     raw : TiltSeries, optional
-        The measured projections before pre-processing.
+        The measured projections before pre-processing (already on ``ts``'s beam-current scale).  Only read
+        when ``measured`` is not given: then prepared here with
+        :func:`aetbench.preprocess.raw.measured_projections` (``beam_current=False``).
+    measured : TiltSeries, optional
+        The measured projections as the fit needs them, prepared by the pre-processing
+        (:func:`aetbench.preprocess.raw.measured_projections`): background-subtracted, on the scale and
+        alignment of ``ts``.  Preferred over ``raw``.
     data : {"raw", "preprocessed"}
-        Which projections to fit.  ``"raw"`` (default, needs ``raw``): the
+        Which projections to fit.  ``"raw"`` (default, needs ``measured`` or ``raw``): the
         measured counts with only the background subtracted (and the
         alignment shifts of ``ts`` applied, if any) — denoising smooths atoms
         and would bias the fitted widths and positions; the fit itself is
@@ -225,8 +218,12 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         raise AetbenchError("refine: iterations ≥ 1, sigma_A > 0 Å and max_shift_A > 0 Å expected")
     if data not in ("raw", "preprocessed"):
         raise AetbenchError(f"refine: data must be 'raw' or 'preprocessed', got {data!r}")
-    if data == "raw" and raw is not None:
-        ts = _raw_projections(raw, ts)
+    if data == "raw" and measured is not None:
+        ts = measured
+    elif data == "raw" and raw is not None:  # fallback: prepare the measured series here
+        from ..preprocess.raw import measured_projections
+
+        ts = measured_projections(raw, ts, beam_current=False)
     labels = traced.model.elements
     atoms = labels != NON_ATOM
     if atoms.sum() == 0:

@@ -24,7 +24,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["refine_positions_ml", "log_likelihood_gradient"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..io.files import AetbenchError
+from ..errors import AetbenchError
 from ..types import Volume
 
 __all__ = ["otsu_threshold", "ball", "erode", "compute_support", "as_mask_volume", "mask_at"]
