@@ -195,6 +195,15 @@ def cmd_validate(args) -> int:
     return 1 if res.failed else 0
 
 
+def _workflow_options(p: argparse.ArgumentParser, scheduler_help: str) -> None:
+    """Where a workflow runs and writes: --scheduler, --device, --reports, --cache-dir, --quiet."""
+    p.add_argument("--scheduler", default=None, help=scheduler_help)
+    p.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
+    p.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -249,11 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=int, default=5, help="number of noise realisations (default 5)")
     c.add_argument("--vary-structure", action="store_true", help="a new structure per realisation too")
     c.add_argument("--jobs", type=int, default=None, help="local worker processes (default: one per core)")
-    c.add_argument("--scheduler", default=None, help="dask.distributed scheduler address: realisations run there")
-    c.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
-    c.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
-    c.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
-    c.add_argument("--quiet", action="store_true", help="no progress bars")
+    _workflow_options(c, "dask.distributed scheduler address: realisations run there")
     c.set_defaults(func=cmd_compare)
 
     rp = sub.add_parser("reproduce", help="regenerate the paper's tables into one report, ours beside the published")
@@ -261,11 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         ["asi208", "asi20k", "sigesn", "copdpt", "copdpt-defocus", "angles", "busch", "sio2"]))
     rp.add_argument("--tier", default="linear", choices=("linear", "abtem"), help="simulation tier (default linear)")
     rp.add_argument("--yes", action="store_true", help="run even when the estimate is beyond this machine")
-    rp.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
-    rp.add_argument("--device", default="cpu", choices=("cpu", "gpu"), help="device for abTEM and RESIRE")
-    rp.add_argument("--reports", default="reports", help="folder for reports (default: reports)")
-    rp.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
-    rp.add_argument("--quiet", action="store_true", help="no progress bars")
+    _workflow_options(rp, "dask.distributed scheduler address: simulations and reconstructions run there")
     rp.set_defaults(func=cmd_reproduce)
 
     v = sub.add_parser("validate", help="regression gate: compare a run with a baseline, exit 1 if anything got worse")

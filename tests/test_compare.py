@@ -9,6 +9,7 @@ import pandas as pd
 
 from aetbench.cli import main
 from aetbench.compare import mean_ci, paired_differences, summarise
+from conftest import tiny_scenario
 
 
 def test_ci_covers_the_true_mean_95_percent_of_the_time():
@@ -54,22 +55,8 @@ def test_paired_differences_see_through_the_shared_noise():
     assert null[null.metric == "precision_pm"].iloc[0].p_value > 0.05
 
 
-SCENARIO = """
-name = "cmp"
-methods = ["fbp", "sirt"]
-seed = 3
-[structure]
-source = "random"
-n_atoms = 12
-[simulation]
-pixel_size = 0.4
-image_size = 28
-tilt = { start = -60.0, stop = 60.0, step = 12.0 }
-doses = [3e4]
-background = 0.0
-[method_options.sirt]
-iterations = 20
-"""
+SCENARIO = tiny_scenario("cmp", ["fbp", "sirt"], seed=3, image_size=28, doses=[3e4],
+                         extra="[method_options.sirt]\niterations = 20")
 
 
 def test_compare_end_to_end(tmp_path, capsys):

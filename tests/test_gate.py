@@ -8,6 +8,7 @@ import pytest
 
 from aetbench.cli import main
 from aetbench.report import gate
+from conftest import tiny_scenario
 
 ROW = {"structure": "p", "dose": 1.6e4, "method": "m", "element": "Si", "protocol": "paper", "n_truth": 200,
        "n_traced": 200, "identified": 200, "rate_pct": 100.0, "precision_pm": 10.0}
@@ -67,29 +68,16 @@ def test_accepted_changes_let_a_named_change_through(tmp_path):
         gate.read_accepted(acc)
 
 
-TINY = """
-name = "gate"
-methods = ["liao2026"]
-seed = 5
-[structure]
-source = "random"
-n_atoms = 30
-[simulation]
-pixel_size = 0.4
-image_size = 36
-tilt = {{ start = -60.0, stop = 60.0, step = 6.0 }}
-doses = [2e4]
-{extra}
-"""
 
 
 def test_worsened_method_fails_the_gate_end_to_end(tmp_path, capsys):
     """liao2026 with 5 RESIRE iterations instead of 200, same data: exit 1 with one line per regressed metric;
     the unchanged method passes; an accepted-changes entry lets the named change through."""
     good = tmp_path / "good.toml"
-    good.write_text(TINY.format(extra=""))
+    good.write_text(tiny_scenario("gate", ["liao2026"], seed=5, n_atoms=30, image_size=36, step_deg=6.0,
+                                  doses=[2e4], background=1.0))
     worse = tmp_path / "worse.toml"
-    worse.write_text(TINY.format(extra='[method_options.liao2026]\n"reconstruct.iterations" = 5'))
+    worse.write_text(good.read_text() + '[method_options.liao2026]\n"reconstruct.iterations" = 5\n')
     common = ["--quiet", "--cache-dir", str(tmp_path / "cache")]
     assert main(["run", str(good), "--reports", str(tmp_path / "a"), *common]) == 0
     assert main(["run", str(good), "--reports", str(tmp_path / "b"), *common]) == 0   # rerun, from the cache

@@ -16,23 +16,10 @@ from aetbench.pipeline import run_scenario
 from aetbench.report.markdown import with_published
 from aetbench.score import score
 from aetbench.types import AtomicModel
+from conftest import tiny_scenario
 
-SCENARIO = """
-name = "outputs"
-methods = ["fbp", "sirt"]
-seed = 3
-[structure]
-source = "random"
-n_atoms = 12
-[simulation]
-pixel_size = 0.4
-image_size = 28
-tilt = { start = -60.0, stop = 60.0, step = 12.0 }
-doses = [1e6]
-background = 0.0
-[method_options.sirt]
-iterations = 20
-"""
+SCENARIO = tiny_scenario("outputs", ["fbp", "sirt"], seed=3, image_size=28, doses=[1e6],
+                         extra="[method_options.sirt]\niterations = 20")
 
 
 @pytest.fixture(scope="module")
