@@ -65,6 +65,7 @@ from numba import njit, prange
 
 from .. import geometry
 from ..errors import AetbenchError
+from ..simulate.linear import gaussian_window
 from ..types import AtomicModel, TiltSeries
 
 __all__ = ["Profile", "BoundResult", "fit_profile", "tier_profile", "case_profile", "rotation_centre",
@@ -195,16 +196,10 @@ def _rect(f, reach, n):  # pragma: no cover - numba
 def _render_mu(u, v, norm, width, nx, ny, pixel, reach_w, out):  # pragma: no cover - numba
     """out[k] += sum_a norm_a exp(-r²/2w²) (norm = c A / 2πw²), parallel over tilts."""
     K, N = u.shape
-    cx = nx // 2
-    cy = ny // 2
     for k in prange(K):
         for a in range(N):
             w = width[a]
-            reach = reach_w * w / pixel
-            fx = u[k, a] / pixel + cx
-            fy = v[k, a] / pixel + cy
-            i0, i1 = _rect(fx, reach, nx)
-            j0, j1 = _rect(fy, reach, ny)
+            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
             if i0 > i1 or j0 > j1:
                 continue
             inv = 0.5 / (w * w)
@@ -290,8 +285,6 @@ def _profile_normal(u, v, amp, width, el, n_el, scale, back, data, poisson, pixe
     K, N = u.shape
     nx = data.shape[1]
     ny = data.shape[2]
-    cx = nx // 2
-    cy = ny // 2
     npar = 2 * n_el + 3
     for k in prange(K):
         mu = np.full((nx, ny), back)
@@ -299,11 +292,7 @@ def _profile_normal(u, v, amp, width, el, n_el, scale, back, data, poisson, pixe
         for a in range(N):
             w = width[a]
             e = el[a]
-            reach = reach_w * w / pixel
-            fx = u[k, a] / pixel + cx
-            fy = v[k, a] / pixel + cy
-            i0, i1 = _rect(fx, reach, nx)
-            j0, j1 = _rect(fy, reach, ny)
+            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
             if i0 > i1 or j0 > j1:
                 continue
             inv = 0.5 / (w * w)

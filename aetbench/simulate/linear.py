@@ -79,22 +79,30 @@ class LinearParams:
         return float(np.hypot(s, self.blur_sigma_A))
 
 
+@njit(cache=True)
+def gaussian_window(u, v, w, pixel, reach_w, nx, ny):  # pragma: no cover - numba
+    """Where one atom's Gaussian lands on an ``nx × ny`` image: its centre ``(fx, fy)`` [px] for image
+    coordinates ``(u, v)`` [Å] (0 at pixel ``n // 2``) and the pixel window ``[i0, i1] × [j0, j1]`` reaching
+    ``reach_w`` widths ``w`` [Å] either way, clipped to the image (empty when ``i0 > i1`` or ``j0 > j1``).
+    Shared by the linear simulator, the bound (score/bound) and the likelihood refinement (trace/refine_ml)."""
+    reach = reach_w * w / pixel
+    fx = u / pixel + nx // 2
+    fy = v / pixel + ny // 2
+    i0 = max(int(np.floor(fx - reach)), 0)
+    i1 = min(int(np.ceil(fx + reach)), nx - 1)
+    j0 = max(int(np.floor(fy - reach)), 0)
+    j1 = min(int(np.ceil(fy + reach)), ny - 1)
+    return fx, fy, i0, i1, j0, j1
+
+
 @njit(parallel=True, cache=True)
 def _render(u, v, amp, width, nx, ny, pixel, out):  # pragma: no cover - numba
     """Add Gaussians to out[k] for each projection k (parallel over projections)."""
     n_proj, n_atoms = u.shape
-    cx = nx // 2
-    cy = ny // 2
     for k in prange(n_proj):
         for a in range(n_atoms):
             w = width[a]
-            reach = 4.5 * w / pixel
-            fx = u[k, a] / pixel + cx
-            fy = v[k, a] / pixel + cy
-            i0 = max(int(np.floor(fx - reach)), 0)
-            i1 = min(int(np.ceil(fx + reach)), nx - 1)
-            j0 = max(int(np.floor(fy - reach)), 0)
-            j1 = min(int(np.ceil(fy + reach)), ny - 1)
+            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, 4.5, nx, ny)
             if i0 > i1 or j0 > j1:
                 continue
             norm = amp[a] / (2.0 * np.pi * w * w)

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import AetbenchError
+from ..simulate.linear import gaussian_window
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
 __all__ = ["refine_positions_ml", "log_likelihood_gradient"]
@@ -36,19 +37,11 @@ def _ll_grad(u, v, norm, width, back, data, poisson, pixel, reach_w, ll, gu, gv)
     K, N = u.shape
     nx = data.shape[1]
     ny = data.shape[2]
-    cx = nx // 2
-    cy = ny // 2
     for k in prange(K):
         mu = np.full((nx, ny), back)
         for a in range(N):
             w = width[a]
-            reach = reach_w * w / pixel
-            fx = u[k, a] / pixel + cx
-            fy = v[k, a] / pixel + cy
-            i0 = max(int(math.floor(fx - reach)), 0)
-            i1 = min(int(math.ceil(fx + reach)), nx - 1)
-            j0 = max(int(math.floor(fy - reach)), 0)
-            j1 = min(int(math.ceil(fy + reach)), ny - 1)
+            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
             inv = 0.5 / (w * w)
             for i in range(i0, i1 + 1):
                 dx = (i - fx) * pixel
@@ -71,13 +64,7 @@ def _ll_grad(u, v, norm, width, back, data, poisson, pixel, reach_w, ll, gu, gv)
         ll[k] = s
         for a in range(N):
             w = width[a]
-            reach = reach_w * w / pixel
-            fx = u[k, a] / pixel + cx
-            fy = v[k, a] / pixel + cy
-            i0 = max(int(math.floor(fx - reach)), 0)
-            i1 = min(int(math.ceil(fx + reach)), nx - 1)
-            j0 = max(int(math.floor(fy - reach)), 0)
-            j1 = min(int(math.ceil(fy + reach)), ny - 1)
+            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
             inv = 0.5 / (w * w)
             iw2 = 1.0 / (w * w)
             su = 0.0
