@@ -200,15 +200,8 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     its = iteration_range(iterations, progress, "RESIRE")
     if accelerate == "none":
         for _ in its:
-            proj.back_native(resid, out=grad)
-            grad *= dt
-            x -= grad
-            if positivity:
-                np.maximum(x, 0.0, out=x)
-            proj.forward_native(x, out=resid)
-            resid -= b
-            np.abs(resid, out=absbuf)
-            history.append(float(absbuf.sum(dtype=np.float64)) / b_abs_sum if b_abs_sum > 0 else float("nan"))
+            num = _plain_step(proj, b, x, resid, grad, absbuf, dt, positivity)
+            history.append(num / b_abs_sum if b_abs_sum > 0 else float("nan"))
     elif accelerate == "subsets":
         history = _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, proj, resid, grad,
                                   absbuf, dt, iterations)
@@ -224,6 +217,19 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     if accelerate == "subsets":
         meta["subsets"] = int(subsets)
     return Volume(x, ts.pixel_size, meta)
+
+
+def _plain_step(proj, b, x, resid, grad, absbuf, dt, positivity) -> float:
+    """One RESIRE step in place: x ← max(x − dt Aᵀ(A x − b), 0), then ``resid`` = A x − b; returns Σ|A x − b|."""
+    proj.back_native(resid, out=grad)
+    grad *= dt
+    x -= grad
+    if positivity:
+        np.maximum(x, 0.0, out=x)
+    proj.forward_native(x, out=resid)
+    resid -= b
+    np.abs(resid, out=absbuf)
+    return float(absbuf.sum(dtype=np.float64))
 
 
 def _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, proj, resid, grad, absbuf, dt,
@@ -257,15 +263,7 @@ def _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, pro
                 proj.forward_native(x, out=resid)
                 resid -= b
         else:
-            proj.back_native(resid, out=grad)
-            grad *= dt
-            x -= grad
-            if positivity:
-                np.maximum(x, 0.0, out=x)
-            proj.forward_native(x, out=resid)
-            resid -= b
-            np.abs(resid, out=absbuf)
-            num = float(absbuf.sum(dtype=np.float64))
+            num = _plain_step(proj, b, x, resid, grad, absbuf, dt, positivity)
         history.append(num / b_abs_sum if b_abs_sum > 0 else float("nan"))
     return history
 
