@@ -90,3 +90,21 @@ def test_compare_refuses_bad_seed_count(tmp_path, capsys):
     sc.write_text(SCENARIO)
     assert main(["compare", str(sc), "--seeds", "0", "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == "aetbench: error: --seeds: expected a whole number ≥ 1, got 0"
+
+
+def test_compare_on_a_dask_cluster_gives_the_same_numbers(tmp_path, capsys):
+    """--scheduler: the realisations (simulation, reconstruction, scoring) run as dask tasks, with the numbers of
+    the local processes (separate caches, so nothing is reused)."""
+    from distributed import LocalCluster
+
+    sc = tmp_path / "cmp.toml"
+    sc.write_text(SCENARIO)
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+        assert main(["compare", str(sc), "--seeds", "2", "--scheduler", cluster.scheduler_address, "--quiet",
+                     "--reports", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "dc")]) == 0
+    assert main(["compare", str(sc), "--seeds", "2", "--jobs", "1", "--quiet",
+                 "--reports", str(tmp_path / "l"), "--cache-dir", str(tmp_path / "lc")]) == 0
+    capsys.readouterr()
+    (d,), (loc,) = (tmp_path / "d" / "cmp").glob("compare-*"), (tmp_path / "l" / "cmp").glob("compare-*")
+    cols = ["seed", "method", "protocol", "rate_pct", "precision_pm"]
+    pd.testing.assert_frame_equal(pd.read_csv(d / "seeds.csv")[cols], pd.read_csv(loc / "seeds.csv")[cols])
