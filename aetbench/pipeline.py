@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import cache
 from .io.files import AetbenchError, atomic_write_path, check_name, remove_stale_parts, safe_join
-from .methods import METHODS, get_method, run_method
+from .methods import METHODS, run_method, scenario_methods
 from .scenario import Scenario, load_scenario, resolve_data_path
 from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
 
@@ -452,8 +452,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
     check_name(sc.name, f"{sc.path or 'scenario'}: name")
-    for m in sc.methods:
-        get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    scenario_methods(sc)  # validate names, [methods.NAME] tables and options before any work
     check_resources(sc, force=force, scheduler=scheduler, device=device)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures", "bounds"):
@@ -479,7 +478,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     set_default_device(device)  # --device gpu: RESIRE runs on the GPU too (aetbench.reconstruct.gpu)
     all_cases = cases(sc, cache_dir, progress, scheduler, device)  # input files are checked here
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
-    rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
+    methods = scenario_methods(sc)
 
     rows, details, stage_rows, limits, ref_rows = [], {}, [], {}, []
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
@@ -488,8 +487,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
     for case, mname in bar:
         bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
-        method = get_method(mname, sc.method_options.get(mname))
-        rkey = cache.content_hash(case.key, method.config(), sc.seed, case.elements, rec_code, cache.ENTRY_FORMAT)
+        method = methods[mname]   # keyed by its configuration and the code of every function it calls
+        rkey = cache.content_hash(case.key, method.fingerprint(), sc.seed, case.elements, cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
         hit = None if save_volumes else _load_traced(rpath, rkey)
         if hit is not None:
@@ -500,7 +499,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
                 loaded = (case, case.make())
             ts = loaded[1]
             seconds = {"load": time.perf_counter() - t0}
-            res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.seed, progress=progress)
+            res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.seed, progress=progress,
+                             device=device)
             seconds.update(res.seconds)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from .config import unit_of
 from .io.files import AetbenchError
 
 __all__ = [
@@ -113,11 +114,11 @@ class ErrorsConfig:
     The pipeline never sees the truth: it gets the shifted, scaled, noisy images and the *nominal* angles.
     """
 
-    shift_sigma_A: float = _f(0.0, lo=0.0, hi=50.0, unit="Å", doc="drift/misalignment per projection and axis (sd)")
-    angle_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="tilt-angle error per projection (sd of theta)")
-    euler_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="error of phi and psi per projection (sd)")
-    intensity_sigma_rel: float = _f(0.0, lo=0.0, hi=0.9, unit="relative", doc="beam-current scaling per projection (sd)")
-    defocus_sigma_A: float = _f(0.0, lo=0.0, hi=1e4, unit="Å", doc="random defocus error per projection (abTEM tier)")
+    shift_sigma_A: float = _f(0.0, lo=0.0, hi=50.0, doc="drift/misalignment per projection and axis (sd)")
+    angle_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, doc="tilt-angle error per projection (sd of theta)")
+    euler_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, doc="error of phi and psi per projection (sd)")
+    intensity_sigma_rel: float = _f(0.0, lo=0.0, hi=0.9, doc="beam-current scaling per projection (sd)")
+    defocus_sigma_A: float = _f(0.0, lo=0.0, hi=1e4, doc="random defocus error per projection (abTEM tier)")
 
     def any(self) -> bool:
         return any(getattr(self, f.name) > 0 for f in fields(self))
@@ -168,10 +169,10 @@ class InputConfig:
     support_origin: list[float] = _f([], unit="Å", doc="global position of the support's centre voxel n//2")
     reference_model: str = _f("", doc="reference atomic model to compare with (published, not a truth)")
     reference_elements: str = _f("", doc="labels → elements of the reference model, e.g. 'Ta'")
-    region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="region = reconstructed box shrunk by this")
-    region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="... ∩ the support eroded by this")
+    region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, doc="region = reconstructed box shrunk by this")
+    region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, doc="... ∩ the support eroded by this")
     reference_volume: str = _f("", doc="a published reconstruction of the same box (.mat), compared by NCC")
-    match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, unit="Å", doc="one-to-one cutoff vs the reference")
+    match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, doc="one-to-one cutoff vs the reference")
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,8 @@ class Scenario:
     """A validated scenario."""
 
     name: str = _f()
-    methods: list[str] = _f(["resire"])
+    methods: list[str] = _f(["resire"], doc="methods to run: a list of names, or [methods.NAME] tables that define "
+                                           "them (aetbench.methods.registry.method_from_table)")
     seed: int = _f(0, lo=0, hi=2**63 - 1)
     description: str = _f("")
     structure: StructureConfig | None = None
@@ -193,6 +195,7 @@ class Scenario:
     input: list[InputConfig] = _f([])
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     method_options: dict[str, dict[str, Any]] = _f({}, doc="per-method parameter overrides")
+    method_tables: dict[str, dict[str, Any]] = _f({}, doc="the [methods.NAME] tables (set by the loader)")
     path: str = _f("", doc="file the scenario was read from")
 
     @property
@@ -216,13 +219,13 @@ def _type_name(tp) -> str:
 def _check_scalar(value, tp, spec, where):
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got {value!r}")
+            raise ScenarioError(f"{where}: expected a number{_unit(spec, where)}, got {value!r}")
         value = float(value)
         if math.isnan(value):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got nan")
+            raise ScenarioError(f"{where}: expected a number{_unit(spec, where)}, got nan")
     elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{where}: expected an integer{_unit(spec)}, got {value!r}")
+            raise ScenarioError(f"{where}: expected an integer{_unit(spec, where)}, got {value!r}")
     elif tp is str:
         if not isinstance(value, str):
             raise ScenarioError(f"{where}: expected a string, got {value!r}")
@@ -232,17 +235,19 @@ def _check_scalar(value, tp, spec, where):
     lo, hi = spec.get("lo"), spec.get("hi")
     if lo is not None and (value < lo or (spec.get("lo_open") and value == lo)):
         rel = ">" if spec.get("lo_open") else "≥"
-        raise ScenarioError(f"{where}: expected {rel} {lo}{_unit(spec)}, got {value!r}")
+        raise ScenarioError(f"{where}: expected {rel} {lo}{_unit(spec, where)}, got {value!r}")
     if hi is not None and value > hi and not (tp is float and math.isinf(value) and spec.get("unit") == "e/Å²"):
-        raise ScenarioError(f"{where}: expected ≤ {hi}{_unit(spec)}, got {value!r}")
+        raise ScenarioError(f"{where}: expected ≤ {hi}{_unit(spec, where)}, got {value!r}")
     choices = spec.get("choices")
     if choices and value not in choices:
         raise ScenarioError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
     return value
 
 
-def _unit(spec) -> str:
-    return f" [{spec['unit']}]" if spec.get("unit") else ""
+def _unit(spec, where: str = "") -> str:
+    """`` [unit]`` of a field: its stated unit, else the one its name's suffix states (:func:`aetbench.config.unit_of`)."""
+    unit = spec.get("unit") or unit_of(where.split("[")[0])
+    return f" [{unit}]" if unit else ""
 
 
 def _convert(value, tp, spec, where):
@@ -283,7 +288,7 @@ def _build(cls, table, where):
         raise ScenarioError(f"{where}: expected a table, got {table!r}")
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls)}
-    internal = {"path"} if cls is Scenario else set()  # Scenario.path is set by the loader, not the file
+    internal = {"path", "method_tables"} if cls is Scenario else set()  # set by the loader, not the file
     for key in table:
         if key not in known or key in internal:
             at = f"{where}.{key}" if where else key
@@ -345,13 +350,21 @@ def load_scenario(path, *, known_methods=None) -> Scenario:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: invalid TOML ({e})") from None
+    method_tables = {}
+    if isinstance(table.get("methods"), dict):   # [methods.NAME] tables: each defines and runs a method
+        method_tables = table["methods"]
+        for name, t in method_tables.items():
+            if not isinstance(t, dict):
+                raise ScenarioError(f"{path}: methods.{name}: expected a table (base = ..., overrides, or steps = "
+                                    f"[...]), got {t!r}")
+        table = {**table, "methods": list(method_tables)}
     try:
         sc = _build(Scenario, table, "")
     except ScenarioError as e:
         raise ScenarioError(f"{path}: {e}") from None
     from dataclasses import replace
 
-    sc = replace(sc, path=str(path))
+    sc = replace(sc, path=str(path), method_tables=method_tables)
     _check_semantics(sc, path, known_methods)
     _check_elements(sc, path)
     _check_doses(sc, path)
@@ -492,8 +505,14 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         raise ScenarioError(f"{path}: methods: expected at least one method name")
     if known_methods is not None:
         for m in sc.methods:
-            if m not in known_methods:
+            if m in sc.method_tables:
+                t = sc.method_tables[m]
+                base = t.get("base", None if "steps" in t else m)
+                if base is not None and (not isinstance(base, str) or base not in known_methods):
+                    raise ScenarioError(f"{path}: methods.{m}.base: unknown method {base!r} "
+                                        f"(known: {', '.join(sorted(known_methods))})")
+            elif m not in known_methods:
                 raise ScenarioError(f"{path}: methods: unknown method {m!r} (known: {', '.join(sorted(known_methods))})")
         for m in sc.method_options:
-            if m not in known_methods:
+            if m not in known_methods and m not in sc.method_tables:
                 raise ScenarioError(f"{path}: method_options.{m}: unknown method (known: {', '.join(sorted(known_methods))})")
