@@ -3,7 +3,8 @@
 Every user-facing setting is checked here, so messages read the same everywhere (``section.field: expected …,
 got …``):
 
-- scenario tables (:mod:`aetbench.scenario` builds its dataclasses with :func:`unit_of` for units);
+- scenario tables: dataclasses whose fields are declared with :func:`setting` (range, choices, unit, doc) and
+  built from TOML tables by :func:`build` (:mod:`aetbench.scenario`);
 - the tier configs (``[simulation.abtem]``, ``[simulation.ptycho]``, ``ptycho_recon``) through :class:`Checker` and
   :func:`from_table`;
 - method parameters (``[method_options.NAME]``, ``[methods.NAME]`` overrides) through :func:`check_option`.
@@ -38,11 +39,28 @@ aetbench.io.files.AetbenchError: probe.energy: unknown option; expected one of e
 from __future__ import annotations
 
 import math
+import typing
+from dataclasses import MISSING, field, fields
 from typing import Any
 
 from .io.files import AetbenchError
 
-__all__ = ["UNIT_SUFFIXES", "unit_of", "check_option", "Checker", "from_table"]
+__all__ = [
+    "UNIT_SUFFIXES",
+    "Checker",
+    "ConfigError",
+    "build",
+    "check_option",
+    "check_scalar",
+    "from_table",
+    "setting",
+    "type_name",
+    "unit_of",
+]
+
+
+class ConfigError(AetbenchError):
+    """A setting is invalid (one line: where, what was expected, what was given)."""
 
 #: name suffix → unit (longest suffix first wins)
 UNIT_SUFFIXES = {
@@ -150,3 +168,125 @@ def from_table(cls, table: dict[str, Any], section: str):
         if k not in known:
             raise AetbenchError(f"{section}.{k}: unknown option; expected one of {', '.join(sorted(known))}")
     return cls(**table)
+
+
+# --------------------------------------------------------------------------- tables → dataclasses
+
+def setting(default=MISSING, *, lo=None, hi=None, lo_open=False, choices=None, unit="", pair=False, doc=""):
+    """A dataclass field checked by :func:`build`: range ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``), ``choices``,
+    ``unit`` (default: the one the field's name states, :func:`unit_of`), ``pair`` (one number stands for
+    ``[v, v]``) and a one-line ``doc``."""
+    meta = {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "unit": unit, "pair": pair, "doc": doc}
+    if default is MISSING:
+        return field(metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _union(origin) -> bool:
+    return origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
+
+
+def type_name(tp) -> str:
+    """``"a list of a number"``-style name of a field type, for messages."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {type_name(typing.get_args(tp)[0])}"
+    if origin is dict:
+        return "a table"
+    if _union(origin):
+        return " or ".join(type_name(a) for a in typing.get_args(tp) if a is not type(None))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
+
+
+def _unit(spec, where: str = "") -> str:
+    """`` [unit]`` of a field: its stated unit, else the one its name's suffix states (:func:`unit_of`)."""
+    unit = spec.get("unit") or unit_of(where.split("[")[0])
+    return f" [{unit}]" if unit else ""
+
+
+def check_scalar(value, tp, spec, where):
+    """``value`` checked against type ``tp`` (int, float, str, bool) and ``spec`` (range, choices); floats as float."""
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number{_unit(spec, where)}, got {value!r}")
+        value = float(value)
+        if math.isnan(value):
+            raise ConfigError(f"{where}: expected a number{_unit(spec, where)}, got nan")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer{_unit(spec, where)}, got {value!r}")
+    elif tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+    elif tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    lo, hi = spec.get("lo"), spec.get("hi")
+    if lo is not None and (value < lo or (spec.get("lo_open") and value == lo)):
+        rel = ">" if spec.get("lo_open") else "≥"
+        raise ConfigError(f"{where}: expected {rel} {lo}{_unit(spec, where)}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{where}: expected ≤ {hi}{_unit(spec, where)}, got {value!r}")
+    choices = spec.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value
+
+
+def _dataclass_like(tp) -> bool:
+    return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
+
+
+def _convert(value, tp, spec, where):
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if _union(origin):
+        inner = [a for a in args if a is not type(None)][0]
+        return _convert(value, inner, spec, where)
+    if origin is list:
+        (inner,) = args
+        if spec.get("pair") and isinstance(value, int) and not isinstance(value, bool):
+            value = [value, value]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and inner in (str, float):
+            value = [value]
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {type_name(tp)}, got {value!r}")
+        if _dataclass_like(inner):
+            return [build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [check_scalar(v, inner, spec, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a table, got {value!r}")
+        vt = args[1] if len(args) == 2 else Any
+        if vt in (float, int, str):
+            return {k: check_scalar(v, vt, spec, f"{where}.{k}") for k, v in value.items()}
+        return dict(value)
+    if _dataclass_like(tp):
+        return build(tp, value, where)
+    return check_scalar(value, tp, spec, where)
+
+
+def build(cls, table, where: str = "", internal=()):
+    """The dataclass ``cls`` from a TOML ``table``: unknown keys, missing required keys, wrong types and
+    out-of-range values raise :class:`ConfigError` naming ``where.key``; nested dataclasses and lists of them are
+    built recursively.  ``internal`` fields are not the file's to set (e.g. the path a loader records)."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table, got {table!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in table:
+        if key not in known or key in internal:
+            at = f"{where}.{key}" if where else key
+            raise ConfigError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k not in internal)})")
+    kwargs = {}
+    for name, f in known.items():
+        if name in internal:
+            continue
+        key_where = f"{where}.{name}" if where else name
+        if name in table:
+            kwargs[name] = _convert(table[name], hints[name], f.metadata or {}, key_where)
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ConfigError(f"{key_where}: missing required key ({type_name(hints[name])})")
+    return cls(**kwargs)

@@ -33,14 +33,13 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import unit_of
+from .config import ConfigError, build, setting
 from .io.files import AetbenchError
 
 __all__ = [
@@ -49,20 +48,11 @@ __all__ = [
 ]
 
 
-class ScenarioError(AetbenchError):
+class ScenarioError(ConfigError):
     """A scenario file is invalid (message names file, key and expectation)."""
 
 
-def _spec(*, lo=None, hi=None, lo_open=False, choices=None, unit="", doc=""):
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "unit": unit, "doc": doc}
-
-
-def _f(default=MISSING, **kw):
-    if default is MISSING:
-        return field(metadata=_spec(**kw))
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=_spec(**kw))
-    return field(default=default, metadata=_spec(**kw))
+_f = setting   # a validated scenario field: default, range [lo, hi], choices, unit, doc (aetbench.config.setting)
 
 
 @dataclass(frozen=True)
@@ -131,7 +121,7 @@ class SimulationConfig:
     model: str = _f("linear", choices=("linear", "abtem", "ptycho"),
                     doc="linear (fast ADF), abtem (ADF-STEM), ptycho (4D-STEM → ptychographic phase)")
     pixel_size: float = _f(0.195, lo=0.01, hi=5.0, unit="Å")
-    image_size: list[int] = _f([128, 128], doc="pixels, one int (square) or [nx, ny]")
+    image_size: list[int] = _f([128, 128], pair=True, doc="pixels, one int (square) or [nx, ny]")
     tilt: TiltScheme = field(default_factory=TiltScheme)
     doses: list[float] = _f([1.6e4], lo=0.0, lo_open=True, unit="e/Å²",
                             doc="per projection; inf = noise-free (finite doses ≤ MAX_DOSE: Poisson counts stay exact)")
@@ -203,106 +193,14 @@ class Scenario:
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
 
-# --------------------------------------------------------------------------- validation
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return "a table"
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
-
-
-def _check_scalar(value, tp, spec, where):
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec, where)}, got {value!r}")
-        value = float(value)
-        if math.isnan(value):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec, where)}, got nan")
-    elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{where}: expected an integer{_unit(spec, where)}, got {value!r}")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise ScenarioError(f"{where}: expected a string, got {value!r}")
-    elif tp is bool:
-        if not isinstance(value, bool):
-            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
-    lo, hi = spec.get("lo"), spec.get("hi")
-    if lo is not None and (value < lo or (spec.get("lo_open") and value == lo)):
-        rel = ">" if spec.get("lo_open") else "≥"
-        raise ScenarioError(f"{where}: expected {rel} {lo}{_unit(spec, where)}, got {value!r}")
-    if hi is not None and value > hi and not (tp is float and math.isinf(value) and spec.get("unit") == "e/Å²"):
-        raise ScenarioError(f"{where}: expected ≤ {hi}{_unit(spec, where)}, got {value!r}")
-    choices = spec.get("choices")
-    if choices and value not in choices:
-        raise ScenarioError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _unit(spec, where: str = "") -> str:
-    """`` [unit]`` of a field: its stated unit, else the one its name's suffix states (:func:`aetbench.config.unit_of`)."""
-    unit = spec.get("unit") or unit_of(where.split("[")[0])
-    return f" [{unit}]" if unit else ""
-
-
-def _convert(value, tp, spec, where):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        inner = [a for a in args if a is not type(None)][0]
-        return _convert(value, inner, spec, where)
-    if origin is list:
-        (inner,) = args
-        if where.endswith("image_size") and isinstance(value, int) and not isinstance(value, bool):
-            value = [value, value]
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and inner in (str, float):
-            value = [value]
-        if not isinstance(value, list):
-            raise ScenarioError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-        if dataclass_like(inner):
-            return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return [_check_scalar(v, inner, spec, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ScenarioError(f"{where}: expected a table, got {value!r}")
-        vt = args[1] if len(args) == 2 else Any
-        if vt in (float, int, str):
-            return {k: _check_scalar(v, vt, spec, f"{where}.{k}") for k, v in value.items()}
-        return dict(value)
-    if dataclass_like(tp):
-        return _build(tp, value, where)
-    return _check_scalar(value, tp, spec, where)
-
-
-def dataclass_like(tp) -> bool:
-    return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
-
+# --------------------------------------------------------------------------- validation (aetbench.config)
 
 def _build(cls, table, where):
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: expected a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    internal = {"path", "method_tables"} if cls is Scenario else set()  # set by the loader, not the file
-    for key in table:
-        if key not in known or key in internal:
-            at = f"{where}.{key}" if where else key
-            raise ScenarioError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k not in internal)})")
-    kwargs = {}
-    for name, f in known.items():
-        if name in internal:
-            continue
-        key_where = f"{where}.{name}" if where else name
-        if name in table:
-            kwargs[name] = _convert(table[name], hints[name], f.metadata or {}, key_where)
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ScenarioError(f"{key_where}: missing required key ({_type_name(hints[name])})")
-    return cls(**kwargs)
+    """``cls`` from ``table`` by the one config engine (:func:`aetbench.config.build`); errors as ScenarioError."""
+    try:
+        return build(cls, table, where, internal=("path", "method_tables") if cls is Scenario else ())
+    except ConfigError as e:
+        raise ScenarioError(str(e)) from None
 
 
 def paper_data_dir() -> Path:

@@ -16,8 +16,17 @@ import pandas as pd
 import pytest
 
 from aetbench.io.files import AetbenchError
-from aetbench.methods import (METHODS, STAGE_KINDS, Method, StageKind, Step, get_method, register_method,
-                              register_stage_kind, run_method)
+from aetbench.methods import (
+    METHODS,
+    STAGE_KINDS,
+    Method,
+    StageKind,
+    Step,
+    get_method,
+    register_method,
+    register_stage_kind,
+    run_method,
+)
 from aetbench.pipeline import run_scenario
 
 OUTSIDE = Path(__file__).resolve().parent / "outside_methods"
@@ -44,8 +53,8 @@ protocol = ["strict"]
 @pytest.fixture(autouse=True)
 def fast_plots(monkeypatch):
     """Skip rendering the report's PNGs (written as placeholders): the numbers are the point here."""
-    import aetbench.report.plots as plots
     from aetbench.io.files import atomic_write_path
+    from aetbench.report import plots
 
     def placeholder(fig, path):
         import matplotlib.pyplot as plt

@@ -19,12 +19,48 @@ Examples
 """
 from __future__ import annotations
 
-from .contract import (CONTEXT_FIELDS, STAGE_KINDS, Method, MethodResult, StageContext, StageKind, Step,
-                       by_signature, contract, register_stage_kind, run_method, stage_kind, to_object_frame)
-from .registry import (ENTRY_POINT_GROUP, METHODS, get_method, method_from_table, register_method,
-                       scenario_methods)
+from .contract import (
+                       CONTEXT_FIELDS,
+                       STAGE_KINDS,
+                       Method,
+                       MethodResult,
+                       StageContext,
+                       StageKind,
+                       Step,
+                       by_signature,
+                       contract,
+                       register_stage_kind,
+                       run_method,
+                       stage_kind,
+                       to_object_frame,
+)
+from .registry import (
+                       ENTRY_POINT_GROUP,
+                       METHODS,
+                       get_method,
+                       method_from_table,
+                       register_method,
+                       scenario_methods,
+)
 
-__all__ = ["Step", "Method", "METHODS", "get_method", "MethodResult", "run_method", "to_object_frame",
-           "StageContext", "StageKind", "STAGE_KINDS", "register_stage_kind", "stage_kind", "contract",
-           "by_signature", "register_method", "scenario_methods", "method_from_table", "ENTRY_POINT_GROUP",
-           "CONTEXT_FIELDS"]
+__all__ = [
+                       "CONTEXT_FIELDS",
+                       "ENTRY_POINT_GROUP",
+                       "METHODS",
+                       "STAGE_KINDS",
+                       "Method",
+                       "MethodResult",
+                       "StageContext",
+                       "StageKind",
+                       "Step",
+                       "by_signature",
+                       "contract",
+                       "get_method",
+                       "method_from_table",
+                       "register_method",
+                       "register_stage_kind",
+                       "run_method",
+                       "scenario_methods",
+                       "stage_kind",
+                       "to_object_frame",
+]

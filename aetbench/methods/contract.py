@@ -33,17 +33,31 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from ..io.files import AetbenchError
 from ..types import AtomicModel, TiltSeries, TracedModel, Volume
 
-__all__ = ["StageContext", "StageKind", "STAGE_KINDS", "register_stage_kind", "stage_kind", "contract",
-           "by_signature", "accepted_params", "Step", "Method", "MethodResult", "run_method", "to_object_frame",
-           "CONTEXT_FIELDS"]
+__all__ = [
+    "CONTEXT_FIELDS",
+    "STAGE_KINDS",
+    "Method",
+    "MethodResult",
+    "StageContext",
+    "StageKind",
+    "Step",
+    "accepted_params",
+    "by_signature",
+    "contract",
+    "register_stage_kind",
+    "run_method",
+    "stage_kind",
+    "to_object_frame",
+]
 
 
 # --------------------------------------------------------------------------- context
@@ -159,7 +173,7 @@ def by_signature(fn: Callable, extra: dict[str, Callable[[StageContext], Any]] |
     return stage
 
 
-def accepted_params(fn: Callable, kind: "StageKind | None" = None) -> set[str] | None:
+def accepted_params(fn: Callable, kind: StageKind | None = None) -> set[str] | None:
     """Parameter names a step with function ``fn`` may set (``None``: any, the function takes ``**kwargs``)."""
     try:
         ps = list(inspect.signature(fn).parameters.values())
@@ -361,7 +375,7 @@ class Method:
                 return s
         raise KeyError(stage)
 
-    def with_options(self, options: dict[str, Any], where: str | None = None) -> "Method":
+    def with_options(self, options: dict[str, Any], where: str | None = None) -> Method:
         """Copy with parameters overridden.
 
         ``param`` sets the one step that already has ``param``; ``"stage.param"`` (or ``"function.param"``) sets
@@ -409,7 +423,7 @@ class Method:
 
         return method_fingerprint(self)
 
-    def check(self, where: str) -> "Method":
+    def check(self, where: str) -> Method:
         for i, s in enumerate(self.steps):
             s.check(f"{where}.steps[{i}]")
         return self

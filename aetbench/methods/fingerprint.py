@@ -19,10 +19,10 @@ import importlib.util
 import inspect
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-__all__ = ["function_fingerprint", "module_fingerprint", "method_fingerprint"]
+__all__ = ["function_fingerprint", "method_fingerprint", "module_fingerprint"]
 
 _parsed: dict[tuple[str, int, int], tuple[str, list[tuple[int, str | None, list[str]]]]] = {}
 

@@ -16,16 +16,23 @@ A method comes from one of four places, all equal to the runner:
 """
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from dataclasses import replace
-from typing import Any, Iterable
+from typing import Any
 
 from ..io.files import AetbenchError
 from .builtin import BUILTIN
 from .contract import Method, Step
 
-__all__ = ["MethodRegistry", "METHODS", "register_method", "get_method", "scenario_methods", "method_from_table",
-           "ENTRY_POINT_GROUP"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "METHODS",
+    "MethodRegistry",
+    "get_method",
+    "method_from_table",
+    "register_method",
+    "scenario_methods",
+]
 
 ENTRY_POINT_GROUP = "aetbench.methods"
 
