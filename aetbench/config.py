@@ -45,18 +45,8 @@ from typing import Any
 
 from .io.files import AetbenchError
 
-__all__ = [
-    "UNIT_SUFFIXES",
-    "Checker",
-    "ConfigError",
-    "build",
-    "check_option",
-    "check_scalar",
-    "from_table",
-    "setting",
-    "type_name",
-    "unit_of",
-]
+__all__ = ["UNIT_SUFFIXES", "Checker", "ConfigError", "build", "check_option", "check_scalar", "from_table",
+           "setting", "type_name", "unit_of"]
 
 
 class ConfigError(AetbenchError):

@@ -16,17 +16,8 @@ import pandas as pd
 import pytest
 
 from aetbench.io.files import AetbenchError
-from aetbench.methods import (
-    METHODS,
-    STAGE_KINDS,
-    Method,
-    StageKind,
-    Step,
-    get_method,
-    register_method,
-    register_stage_kind,
-    run_method,
-)
+from aetbench.methods import (METHODS, STAGE_KINDS, Method, StageKind, Step, get_method, register_method,
+                              register_stage_kind, run_method)
 from aetbench.pipeline import run_scenario
 
 OUTSIDE = Path(__file__).resolve().parent / "outside_methods"
@@ -35,17 +26,9 @@ TINY = """
 name = "{name}"
 seed = 4
 {methods}
-[structure]
-source = "random"
-n_atoms = 12
-[simulation]
-pixel_size = 0.4
-image_size = 24
-tilt = {{ start = -60.0, stop = 60.0, step = 12.0 }}
-doses = [1e7]
-background = 0.0
-[scoring]
-protocol = ["strict"]
+structure = {{ source = "random", n_atoms = 12 }}
+simulation = {{ pixel_size = 0.4, image_size = 24, doses = [1e7], background = 0.0, tilt = {{ start = -60.0, stop = 60.0, step = 12.0 }} }}
+scoring = {{ protocol = ["strict"] }}
 {tables}
 """
 

@@ -19,48 +19,12 @@ Examples
 """
 from __future__ import annotations
 
-from .contract import (
-                       CONTEXT_FIELDS,
-                       STAGE_KINDS,
-                       Method,
-                       MethodResult,
-                       StageContext,
-                       StageKind,
-                       Step,
-                       by_signature,
-                       contract,
-                       register_stage_kind,
-                       run_method,
-                       stage_kind,
-                       to_object_frame,
-)
-from .registry import (
-                       ENTRY_POINT_GROUP,
-                       METHODS,
-                       get_method,
-                       method_from_table,
-                       register_method,
-                       scenario_methods,
-)
+from . import contract as _contract
+from . import registry as _registry
+from .contract import (CONTEXT_FIELDS, STAGE_KINDS, Method, MethodResult, StageContext, StageKind, Step,
+                       accepted_params, by_signature, contract_stage, register_stage_kind, run_method, stage_kind,
+                       to_object_frame)
+from .registry import (ENTRY_POINT_GROUP, METHODS, MethodRegistry, get_method, method_from_table, register_method,
+                       scenario_methods)
 
-__all__ = [
-                       "CONTEXT_FIELDS",
-                       "ENTRY_POINT_GROUP",
-                       "METHODS",
-                       "STAGE_KINDS",
-                       "Method",
-                       "MethodResult",
-                       "StageContext",
-                       "StageKind",
-                       "Step",
-                       "by_signature",
-                       "contract",
-                       "get_method",
-                       "method_from_table",
-                       "register_method",
-                       "register_stage_kind",
-                       "run_method",
-                       "scenario_methods",
-                       "stage_kind",
-                       "to_object_frame",
-]
+__all__ = [*_contract.__all__, *_registry.__all__]

@@ -22,7 +22,7 @@ Plain functions keep their plain signatures (``resire(ts, *, iterations=200, ...
 ``records``) and that the step's parameters do not set gets that field.  A stage kind may add its own adapter (the
 reconstruction is called through :func:`aetbench.reconstruct.extended.reconstruct_step`, the refinement gets the
 raw series scaled by the normalisation's beam-current factors).  A function written for the contract itself (its
-second parameter is named ``ctx``, or it is decorated with :func:`contract`) is called as is.
+second parameter is named ``ctx``, or it is decorated with :func:`contract_stage`) is called as is.
 
 Adding a stage kind touches no runner code::
 
@@ -42,22 +42,9 @@ import numpy as np
 from ..io.files import AetbenchError
 from ..types import AtomicModel, TiltSeries, TracedModel, Volume
 
-__all__ = [
-    "CONTEXT_FIELDS",
-    "STAGE_KINDS",
-    "Method",
-    "MethodResult",
-    "StageContext",
-    "StageKind",
-    "Step",
-    "accepted_params",
-    "by_signature",
-    "contract",
-    "register_stage_kind",
-    "run_method",
-    "stage_kind",
-    "to_object_frame",
-]
+__all__ = ["CONTEXT_FIELDS", "STAGE_KINDS", "Method", "MethodResult", "StageContext", "StageKind", "Step",
+           "accepted_params", "by_signature", "contract_stage", "register_stage_kind", "run_method", "stage_kind",
+           "to_object_frame"]
 
 
 # --------------------------------------------------------------------------- context
@@ -119,7 +106,7 @@ CONTEXT_FIELDS = ("seed", "progress", "device", "elements", "raw", "series", "ts
 
 # --------------------------------------------------------------------------- adapters
 
-def contract(fn: Callable) -> Callable:
+def contract_stage(fn: Callable) -> Callable:
     """Mark ``fn`` as written for the contract ``fn(data, ctx, **params)`` (called as is)."""
     fn.__aetbench_contract__ = True
     return fn

@@ -24,15 +24,8 @@ from ..io.files import AetbenchError
 from .builtin import BUILTIN
 from .contract import Method, Step
 
-__all__ = [
-    "ENTRY_POINT_GROUP",
-    "METHODS",
-    "MethodRegistry",
-    "get_method",
-    "method_from_table",
-    "register_method",
-    "scenario_methods",
-]
+__all__ = ["ENTRY_POINT_GROUP", "METHODS", "MethodRegistry", "get_method", "method_from_table", "register_method",
+           "scenario_methods"]
 
 ENTRY_POINT_GROUP = "aetbench.methods"
 
