@@ -81,9 +81,14 @@ def _rows(out: Path) -> pd.DataFrame:
     return pd.read_csv(out / "scores.csv").set_index("method")
 
 
-def test_outside_method_three_ways_end_to_end(outside):
+def test_outside_method_three_ways_end_to_end(outside, capsys):
     """register_method, a [methods.X] table and an entry point: each runs through run_scenario and is scored."""
     from aetbench_outside.recon import sharpened_fbp
+
+    from aetbench.cli import main
+
+    assert main(["list"]) == 0   # the entry point is found without registering anything
+    assert any(line.split()[:1] == ["outside-ep"] for line in capsys.readouterr().out.splitlines())
 
     register_method("outside-reg", [
         Step("preprocess", "aetbench.preprocess.background:subtract_background"),
