@@ -16,8 +16,17 @@ import pandas as pd
 import pytest
 
 from aetbench.io.files import AetbenchError
-from aetbench.methods import (METHODS, STAGE_KINDS, Method, StageKind, Step, get_method, register_method,
-                              register_stage_kind, run_method)
+from aetbench.methods import (
+    METHODS,
+    STAGE_KINDS,
+    Method,
+    StageKind,
+    Step,
+    get_method,
+    register_method,
+    register_stage_kind,
+    run_method,
+)
 from aetbench.pipeline import run_scenario
 
 OUTSIDE = Path(__file__).resolve().parent / "outside_methods"
