@@ -22,7 +22,9 @@ Plain functions keep their plain signatures (``resire(ts, *, iterations=200, ...
 ``records``) and that the step's parameters do not set gets that field.  A stage kind may add its own adapter (the
 reconstruction is called through :func:`aetbench.reconstruct.extended.reconstruct_step`, the refinement gets the
 raw series scaled by the normalisation's beam-current factors).  A function written for the contract itself (its
-second parameter is named ``ctx``, or it is decorated with :func:`contract_stage`) is called as is.
+second parameter is named ``ctx``, or it is decorated with :func:`contract_stage`) is called as is; a contract
+reconstruction that should handle extended objects calls :func:`~aetbench.reconstruct.extended.reconstruct_step`
+itself.  The kind's ``settle`` applies to both forms.
 
 Adding a stage kind touches no runner code::
 
