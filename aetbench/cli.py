@@ -95,8 +95,11 @@ def cmd_list(args) -> int:
             desc = "(invalid TOML)"
         print(f"  {name:26s} {desc}")
     print("methods:")
-    for name, m in sorted(METHODS.items()):
-        print(f"  {name:10s} {m.description}")
+    for name in sorted(METHODS):
+        try:
+            print(f"  {name:10s} {METHODS[name].description}")
+        except AetbenchError as e:  # a broken outside entry point must not hide the others
+            print(f"  {name:10s} (cannot load: {e})")
     return 0
 
 

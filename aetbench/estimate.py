@@ -109,11 +109,10 @@ def _n_projections(tilt) -> int:
 
 def _method_iterations(sc) -> list[tuple[str, int]]:
     """(method, reconstruction iterations) per method (FBP counts as 2: one filtered back projection)."""
-    from .methods import get_method
+    from .methods import scenario_methods
 
     out = []
-    for m in sc.methods:
-        method = get_method(m, sc.method_options.get(m))
+    for m, method in scenario_methods(sc).items():
         it = 2
         for s in method.steps:
             if s.stage == "reconstruct":

@@ -30,7 +30,7 @@ import pandas as pd
 
 from . import cache, provenance
 from .io.files import AetbenchError, atomic_write_path, check_name, remove_stale_parts, safe_join
-from .methods import METHODS, get_method, run_method
+from .methods import METHODS, run_method, scenario_methods
 from .scenario import Scenario, load_scenario, resolve_data_path
 from .types import SCORE_COLUMNS, AtomicModel, TiltSeries, TracedModel
 
@@ -454,8 +454,7 @@ def run_scenario(scenario, *, reports_root="reports", cache_dir=None, quiet=Fals
 
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
     check_name(sc.name, f"{sc.path or 'scenario'}: name")
-    for m in sc.methods:
-        get_method(m, sc.method_options.get(m))  # validate names and options before any work
+    scenario_methods(sc)  # validate names, [methods.NAME] tables and options before any work
     check_resources(sc, force=force, scheduler=scheduler, device=device)
     cache_dir = Path(cache_dir) if cache_dir else cache.default_cache_dir()
     for sub in ("results", "tiltseries", "tilts", "tilts4d", "structures", "bounds"):
@@ -489,7 +488,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     data_warnings = _check_cases(all_cases, cache_dir, sc)  # bad data stops here, before any output
     hits: dict[str, int] = {"results": 0}
     misses: dict[str, int] = {"results": 0}
-    rec_code = cache.code_fingerprint("preprocess", "reconstruct", "trace", "methods.py", "geometry.py", "io")
+    methods = scenario_methods(sc)
 
     rows, details, stage_rows, limits, ref_rows = [], {}, [], {}, []
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
@@ -498,8 +497,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     bar = tqdm(cells, desc=f"{sc.name}", unit="cell", disable=not progress)
     for case, mname in bar:
         bar.set_postfix_str(f"{case.structure} dose={case.dose:g} {mname}")
-        method = get_method(mname, sc.method_options.get(mname))
-        rkey = cache.content_hash(case.key, method.config(), sc.seed, sc.draw_seed, case.elements, rec_code,
+        method = methods[mname]   # keyed by its configuration and the code of every function it calls
+        rkey = cache.content_hash(case.key, method.fingerprint(), sc.seed, sc.draw_seed, case.elements,
                                   cache.ENTRY_FORMAT)
         rpath = cache_dir / "results" / f"{rkey}.npz"
         hit = None if save_volumes else _load_traced(rpath, rkey)
@@ -514,7 +513,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             seconds = {"load": time.perf_counter() - t0}
             c0 = clock.total
             res = run_method(method, experiment_view(ts), elements=case.elements, seed=sc.draw_seed,
-                             progress=progress)
+                             progress=progress, device=device)
             seconds.update(res.seconds)
             seconds["compile"] = clock.total - c0  # numba compilation inside the stages (first use of a kernel)
             traced = res.traced
@@ -581,7 +580,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
 
     write_html(out / "report.md", title=f"aetbench report — {sc.name}")  # one self-contained file for a talk
     provenance.write(out / "provenance.json", provenance.collect(
-        sc, {m: get_method(m, sc.method_options.get(m)).config() for m in sc.methods}, started=started,
+        sc, {m: methods[m].config() for m in sc.methods}, started=started,
         cache={"hits": hits, "misses": misses}, device=device, scheduler=scheduler))
     return out
 

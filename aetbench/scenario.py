@@ -33,13 +33,13 @@ from __future__ import annotations
 import math
 import os
 import tomllib
-import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .config import ConfigError, build, setting
 from .errors import AetbenchError
 
 __all__ = [
@@ -48,20 +48,11 @@ __all__ = [
 ]
 
 
-class ScenarioError(AetbenchError):
+class ScenarioError(ConfigError):
     """A scenario file is invalid (message names file, key and expectation)."""
 
 
-def _spec(*, lo=None, hi=None, lo_open=False, choices=None, unit="", doc=""):
-    return {"lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices, "unit": unit, "doc": doc}
-
-
-def _f(default=MISSING, **kw):
-    if default is MISSING:
-        return field(metadata=_spec(**kw))
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda d=default: type(d)(d), metadata=_spec(**kw))
-    return field(default=default, metadata=_spec(**kw))
+_f = setting   # a validated scenario field: default, range [lo, hi], choices, unit, doc (aetbench.config.setting)
 
 
 @dataclass(frozen=True)
@@ -113,11 +104,11 @@ class ErrorsConfig:
     The pipeline never sees the truth: it gets the shifted, scaled, noisy images and the *nominal* angles.
     """
 
-    shift_sigma_A: float = _f(0.0, lo=0.0, hi=50.0, unit="Å", doc="drift/misalignment per projection and axis (sd)")
-    angle_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="tilt-angle error per projection (sd of theta)")
-    euler_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, unit="deg", doc="error of phi and psi per projection (sd)")
-    intensity_sigma_rel: float = _f(0.0, lo=0.0, hi=0.9, unit="relative", doc="beam-current scaling per projection (sd)")
-    defocus_sigma_A: float = _f(0.0, lo=0.0, hi=1e4, unit="Å", doc="random defocus error per projection (abTEM tier)")
+    shift_sigma_A: float = _f(0.0, lo=0.0, hi=50.0, doc="drift/misalignment per projection and axis (sd)")
+    angle_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, doc="tilt-angle error per projection (sd of theta)")
+    euler_sigma_deg: float = _f(0.0, lo=0.0, hi=10.0, doc="error of phi and psi per projection (sd)")
+    intensity_sigma_rel: float = _f(0.0, lo=0.0, hi=0.9, doc="beam-current scaling per projection (sd)")
+    defocus_sigma_A: float = _f(0.0, lo=0.0, hi=1e4, doc="random defocus error per projection (abTEM tier)")
 
     def any(self) -> bool:
         return any(getattr(self, f.name) > 0 for f in fields(self))
@@ -130,7 +121,7 @@ class SimulationConfig:
     model: str = _f("linear", choices=("linear", "abtem", "ptycho"),
                     doc="linear (fast ADF), abtem (ADF-STEM), ptycho (4D-STEM → ptychographic phase)")
     pixel_size: float = _f(0.195, lo=0.01, hi=5.0, unit="Å")
-    image_size: list[int] = _f([128, 128], doc="pixels, one int (square) or [nx, ny]")
+    image_size: list[int] = _f([128, 128], pair=True, doc="pixels, one int (square) or [nx, ny]")
     tilt: TiltScheme = field(default_factory=TiltScheme)
     doses: list[float] = _f([1.6e4], lo=0.0, lo_open=True, unit="e/Å²",
                             doc="per projection; inf = noise-free (finite doses ≤ MAX_DOSE: Poisson counts stay exact)")
@@ -168,10 +159,10 @@ class InputConfig:
     support_origin: list[float] = _f([], unit="Å", doc="global position of the support's centre voxel n//2")
     reference_model: str = _f("", doc="reference atomic model to compare with (published, not a truth)")
     reference_elements: str = _f("", doc="labels → elements of the reference model, e.g. 'Ta'")
-    region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="region = reconstructed box shrunk by this")
-    region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, unit="Å", doc="... ∩ the support eroded by this")
+    region_margin_A: float = _f(0.0, lo=0.0, hi=1e3, doc="region = reconstructed box shrunk by this")
+    region_erosion_A: float = _f(0.0, lo=0.0, hi=1e3, doc="... ∩ the support eroded by this")
     reference_volume: str = _f("", doc="a published reconstruction of the same box (.mat), compared by NCC")
-    match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, unit="Å", doc="one-to-one cutoff vs the reference")
+    match_cutoff_A: float = _f(1.0, lo=0.0, lo_open=True, hi=10.0, doc="one-to-one cutoff vs the reference")
 
 
 @dataclass(frozen=True)
@@ -185,7 +176,8 @@ class Scenario:
     """A validated scenario."""
 
     name: str = _f()
-    methods: list[str] = _f(["resire"])
+    methods: list[str] = _f(["resire"], doc="methods to run: a list of names, or [methods.NAME] tables that define "
+                                           "them (aetbench.methods.registry.method_from_table)")
     seed: int = _f(0, lo=0, hi=2**63 - 1)
     noise_seed: int = _f(-1, lo=-1, hi=2**63 - 1, doc="seed of the Poisson and experimental-error draws and of the "
                          "methods' own random choices; -1: the same as seed (aetbench compare varies it)")
@@ -195,6 +187,7 @@ class Scenario:
     input: list[InputConfig] = _f([])
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     method_options: dict[str, dict[str, Any]] = _f({}, doc="per-method parameter overrides")
+    method_tables: dict[str, dict[str, Any]] = _f({}, doc="the [methods.NAME] tables (set by the loader)")
     path: str = _f("", doc="file the scenario was read from")
 
     @property
@@ -207,104 +200,14 @@ class Scenario:
         return Path(self.path).resolve().parent if self.path else Path.cwd()
 
 
-# --------------------------------------------------------------------------- validation
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
-    if origin is dict:
-        return "a table"
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp) if a is not type(None))
-    return {int: "an integer", float: "a number", str: "a string", bool: "true/false"}.get(tp, tp.__name__)
-
-
-def _check_scalar(value, tp, spec, where):
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got {value!r}")
-        value = float(value)
-        if math.isnan(value):
-            raise ScenarioError(f"{where}: expected a number{_unit(spec)}, got nan")
-    elif tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ScenarioError(f"{where}: expected an integer{_unit(spec)}, got {value!r}")
-    elif tp is str:
-        if not isinstance(value, str):
-            raise ScenarioError(f"{where}: expected a string, got {value!r}")
-    elif tp is bool:
-        if not isinstance(value, bool):
-            raise ScenarioError(f"{where}: expected true or false, got {value!r}")
-    lo, hi = spec.get("lo"), spec.get("hi")
-    if lo is not None and (value < lo or (spec.get("lo_open") and value == lo)):
-        rel = ">" if spec.get("lo_open") else "≥"
-        raise ScenarioError(f"{where}: expected {rel} {lo}{_unit(spec)}, got {value!r}")
-    if hi is not None and value > hi and not (tp is float and math.isinf(value) and spec.get("unit") == "e/Å²"):
-        raise ScenarioError(f"{where}: expected ≤ {hi}{_unit(spec)}, got {value!r}")
-    choices = spec.get("choices")
-    if choices and value not in choices:
-        raise ScenarioError(f"{where}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
-    return value
-
-
-def _unit(spec) -> str:
-    return f" [{spec['unit']}]" if spec.get("unit") else ""
-
-
-def _convert(value, tp, spec, where):
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        inner = [a for a in args if a is not type(None)][0]
-        return _convert(value, inner, spec, where)
-    if origin is list:
-        (inner,) = args
-        if where.endswith("image_size") and isinstance(value, int) and not isinstance(value, bool):
-            value = [value, value]
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool) and inner in (str, float):
-            value = [value]
-        if not isinstance(value, list):
-            raise ScenarioError(f"{where}: expected {_type_name(tp)}, got {value!r}")
-        if dataclass_like(inner):
-            return [_build(inner, v, f"{where}[{i}]") for i, v in enumerate(value)]
-        return [_check_scalar(v, inner, spec, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ScenarioError(f"{where}: expected a table, got {value!r}")
-        vt = args[1] if len(args) == 2 else Any
-        if vt in (float, int, str):
-            return {k: _check_scalar(v, vt, spec, f"{where}.{k}") for k, v in value.items()}
-        return dict(value)
-    if dataclass_like(tp):
-        return _build(tp, value, where)
-    return _check_scalar(value, tp, spec, where)
-
-
-def dataclass_like(tp) -> bool:
-    return isinstance(tp, type) and hasattr(tp, "__dataclass_fields__")
-
+# --------------------------------------------------------------------------- validation (aetbench.config)
 
 def _build(cls, table, where):
-    if not isinstance(table, dict):
-        raise ScenarioError(f"{where}: expected a table, got {table!r}")
-    hints = typing.get_type_hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    internal = {"path"} if cls is Scenario else set()  # Scenario.path is set by the loader, not the file
-    for key in table:
-        if key not in known or key in internal:
-            at = f"{where}.{key}" if where else key
-            raise ScenarioError(f"{at}: unknown key (expected one of: {', '.join(k for k in known if k not in internal)})")
-    kwargs = {}
-    for name, f in known.items():
-        if name in internal:
-            continue
-        key_where = f"{where}.{name}" if where else name
-        if name in table:
-            kwargs[name] = _convert(table[name], hints[name], f.metadata or {}, key_where)
-        elif f.default is MISSING and f.default_factory is MISSING:
-            raise ScenarioError(f"{key_where}: missing required key ({_type_name(hints[name])})")
-    return cls(**kwargs)
+    """``cls`` from ``table`` by the one config engine (:func:`aetbench.config.build`); errors as ScenarioError."""
+    try:
+        return build(cls, table, where, internal=("path", "method_tables") if cls is Scenario else ())
+    except ConfigError as e:
+        raise ScenarioError(str(e)) from None
 
 
 def paper_data_dir() -> Path:
@@ -352,13 +255,21 @@ def load_scenario(path, *, known_methods=None) -> Scenario:
         table = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{path}: invalid TOML ({e})") from None
+    method_tables = {}
+    if isinstance(table.get("methods"), dict):   # [methods.NAME] tables: each defines and runs a method
+        method_tables = table["methods"]
+        for name, t in method_tables.items():
+            if not isinstance(t, dict):
+                raise ScenarioError(f"{path}: methods.{name}: expected a table (base = ..., overrides, or steps = "
+                                    f"[...]), got {t!r}")
+        table = {**table, "methods": list(method_tables)}
     try:
         sc = _build(Scenario, table, "")
     except ScenarioError as e:
         raise ScenarioError(f"{path}: {e}") from None
     from dataclasses import replace
 
-    sc = replace(sc, path=str(path))
+    sc = replace(sc, path=str(path), method_tables=method_tables)
     _check_semantics(sc, path, known_methods)
     _check_elements(sc, path)
     _check_doses(sc, path)
@@ -499,8 +410,14 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
         raise ScenarioError(f"{path}: methods: expected at least one method name")
     if known_methods is not None:
         for m in sc.methods:
-            if m not in known_methods:
+            if m in sc.method_tables:
+                t = sc.method_tables[m]
+                base = t.get("base", None if "steps" in t else m)
+                if base is not None and (not isinstance(base, str) or base not in known_methods):
+                    raise ScenarioError(f"{path}: methods.{m}.base: unknown method {base!r} "
+                                        f"(known: {', '.join(sorted(known_methods))})")
+            elif m not in known_methods:
                 raise ScenarioError(f"{path}: methods: unknown method {m!r} (known: {', '.join(sorted(known_methods))})")
         for m in sc.method_options:
-            if m not in known_methods:
+            if m not in known_methods and m not in sc.method_tables:
                 raise ScenarioError(f"{path}: method_options.{m}: unknown method (known: {', '.join(sorted(known_methods))})")

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1] / "aetbench"
 #: ``score`` is a stage (it computes); ``report`` only renders, so it may import score, never the reverse.
 #: ``data`` (the package's own scenarios, recipes and benches) and ``_version`` import nothing of aetbench.
 LAYERS = [
-    ("ground", {"types", "geometry", "errors", "published", "optics", "options", "data", "_version"}),
+    ("ground", {"types", "geometry", "errors", "published", "optics", "options", "config", "data", "_version"}),
     ("io", {"io"}),
     ("stages", {"structures", "simulate", "ptycho", "preprocess", "reconstruct", "trace", "score"}),
-    ("methods", {"methods", "scenario", "config", "cache", "estimate", "measured", "provenance"}),
+    ("methods", {"methods", "scenario", "cache", "estimate", "measured", "provenance"}),
     ("pipeline", {"pipeline"}),
     ("report", {"report"}),
     ("commands", {"compare", "reproduce"}),   # commands that run scenarios and render their own reports

@@ -1,0 +1,1 @@
+"""Example outside methods for aetbench (see ``methods.py`` and ``recon.py``)."""
