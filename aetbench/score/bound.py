@@ -195,20 +195,25 @@ def _rect(f, reach, n):  # pragma: no cover - numba
 @njit(parallel=True, cache=True)
 def _render_mu(u, v, norm, width, nx, ny, pixel, reach_w, out):  # pragma: no cover - numba
     """out[k] += sum_a norm_a exp(-r²/2w²) (norm = c A / 2πw²), parallel over tilts."""
-    K, N = u.shape
-    for k in prange(K):
-        for a in range(N):
-            w = width[a]
-            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
-            if i0 > i1 or j0 > j1:
-                continue
-            inv = 0.5 / (w * w)
-            for i in range(i0, i1 + 1):
-                dx = (i - fx) * pixel
-                gx = norm[a] * math.exp(-dx * dx * inv)
-                for j in range(j0, j1 + 1):
-                    dy = (j - fy) * pixel
-                    out[k, i, j] += gx * math.exp(-dy * dy * inv)
+    for k in prange(u.shape[0]):
+        add_gaussians(out[k], u[k], v[k], norm, width, pixel, reach_w)
+
+
+@njit(cache=True)
+def add_gaussians(img, u, v, norm, width, pixel, reach_w):  # pragma: no cover - numba
+    """img[i, j] += sum_a norm_a exp(-r²/2w_a²) over one projection's atoms at (u_a, v_a) [Å] (0 at pixel n // 2),
+    each within ``reach_w`` widths (:func:`aetbench.simulate.linear.gaussian_window`)."""
+    nx, ny = img.shape
+    for a in range(u.size):
+        w = width[a]
+        fx, fy, i0, i1, j0, j1 = gaussian_window(u[a], v[a], w, pixel, reach_w, nx, ny)
+        inv = 0.5 / (w * w)
+        for i in range(i0, i1 + 1):
+            dx = (i - fx) * pixel
+            gx = norm[a] * math.exp(-dx * dx * inv)
+            for j in range(j0, j1 + 1):
+                dy = (j - fy) * pixel
+                img[i, j] += gx * math.exp(-dy * dy * inv)
 
 
 @njit(parallel=True, cache=True)

@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import AetbenchError
+from ..score.bound import add_gaussians
 from ..simulate.linear import gaussian_window
 from ..types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
@@ -39,16 +40,7 @@ def _ll_grad(u, v, norm, width, back, data, poisson, pixel, reach_w, ll, gu, gv)
     ny = data.shape[2]
     for k in prange(K):
         mu = np.full((nx, ny), back)
-        for a in range(N):
-            w = width[a]
-            fx, fy, i0, i1, j0, j1 = gaussian_window(u[k, a], v[k, a], w, pixel, reach_w, nx, ny)
-            inv = 0.5 / (w * w)
-            for i in range(i0, i1 + 1):
-                dx = (i - fx) * pixel
-                gx = norm[a] * math.exp(-dx * dx * inv)
-                for j in range(j0, j1 + 1):
-                    dy = (j - fy) * pixel
-                    mu[i, j] += gx * math.exp(-dy * dy * inv)
+        add_gaussians(mu, u[k], v[k], norm, width, pixel, reach_w)
         r = np.empty((nx, ny))
         s = 0.0
         for i in range(nx):
