@@ -95,6 +95,7 @@ def cmd_list(args) -> int:
             desc = "(invalid TOML)"
         print(f"  {name:26s} {desc}")
     print("methods:")
+    METHODS.scan()  # packages installed since the registry was first read list their methods too
     for name in sorted(METHODS):
         try:
             print(f"  {name:10s} {METHODS[name].description}")
