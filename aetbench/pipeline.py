@@ -58,6 +58,16 @@ class Case:
 
 # --------------------------------------------------------------------------- cases
 
+def _code(*modules: str) -> str:
+    """Fingerprint of the code a cache entry depends on: the named modules and every aetbench module they import,
+    lazy imports included (:func:`aetbench.methods.fingerprint.module_fingerprint`), with the version — the code
+    actually called, read from the imports, as for the methods' results (no folders listed by hand)."""
+    from ._version import __version__
+    from .methods.fingerprint import module_fingerprint
+
+    return cache.content_hash(__version__, [(m, module_fingerprint(m)) for m in modules])
+
+
 def _structure(sc: Scenario) -> AtomicModel:
     st = sc.structure
     if st.source == "random":
@@ -156,7 +166,8 @@ def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=No
     truth = _structure(sc)
     angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
     centre = check_field(sc, truth, angles)   # before any simulation: the one rotation centre, the field checked
-    code = cache.code_fingerprint("simulate", "structures", "geometry.py", "types.py")
+    code = _code("aetbench.simulate.linear", "aetbench.simulate.abtem_adf", "aetbench.simulate.dose",
+                 "aetbench.simulate.artefacts")   # the structure's own code is in its positions
     structure_key = {k: v for k, v in asdict(sc.structure).items() if k != "reference"}
     clean_key = cache.content_hash("clean-physics", structure_key, {k: v for k, v in asdict(sim).items() if k != "doses"},
                                    sc.seed, truth.positions, list(truth.elements), code, cache.ENTRY_FORMAT)
@@ -225,7 +236,7 @@ def _ptycho_cases(sc: Scenario, truth: AtomicModel, angles: np.ndarray, centre: 
         return held["dosed"]
 
     out = []
-    code = cache.code_fingerprint("ptycho")
+    code = _code("aetbench.ptycho.series", "aetbench.simulate.ptycho")
     for dose in sim.doses:
         for engine in rcfg.engines:
             key = cache.content_hash(clean_key, "ptycho", dose, sim.background, engine, asdict(rcfg), code,
@@ -269,14 +280,14 @@ def _input_cases(sc: Scenario) -> list[Case]:
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             info = measured_info(inp, sc)
             key = cache.content_hash("measured", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
-                                     inp.extended, list(inp.origin), cache.code_fingerprint("io", "measured.py"))
+                                     inp.extended, list(inp.origin), _code("aetbench.measured"))
 
             def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
                 return read_measured(proj, ang, inp)
         elif inp.kind == "paper-mat":
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             key = cache.content_hash("paper-mat", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
-                                     inp.dose, cache.code_fingerprint("io"))
+                                     inp.dose, _code("aetbench.io.paper"))
 
             def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
                 from .io.paper import read_paper_tilt_series
@@ -320,7 +331,7 @@ def _check_cases(all_cases: list[Case], cache_dir: Path, sc: Scenario) -> list[s
         th = sc.simulation.tilt.thetas()
         check_angles(np.stack([np.zeros_like(th), th, np.zeros_like(th)], axis=1), source=f"{sc.path}: simulation.tilt")
 
-    code = cache.code_fingerprint("preprocess/checks.py", "io/models.py")
+    code = _code("aetbench.preprocess.checks", "aetbench.io.models")
     out: list[str] = []
     for case in all_cases:
         truth_key = None if case.truth is None else (case.truth.positions, list(map(str, case.truth.elements)))
@@ -647,7 +658,7 @@ def _case_limit(case: Case, traced: TracedModel, rkey: str, loaded, cache_dir: P
             held["ts"] = (case, case.make())
         return held["ts"][1]
 
-    code = cache.code_fingerprint("score/bound", "geometry.py")
+    code = _code("aetbench.score.bound")
     atoms = traced.atoms()
     sigma = cached_atom_sigma(make, atoms, cache_dir / "bounds" / f"{cache.content_hash(rkey, code)}-sigma.npy",
                               dose=case.dose)
