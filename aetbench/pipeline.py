@@ -68,7 +68,7 @@ def _code(*modules: str) -> str:
     return cache.content_hash(__version__, [(m, module_fingerprint(m)) for m in modules])
 
 
-def _structure(sc: Scenario) -> AtomicModel:
+def _structure(sc: Scenario, cache_dir: Path | None = None) -> AtomicModel:
     st = sc.structure
     if st.source == "random":
         from .structures.random import random_sphere
@@ -78,7 +78,7 @@ def _structure(sc: Scenario) -> AtomicModel:
     if st.source == "recipe":
         from .structures.command import build_structure
 
-        return build_structure(st.recipe, seed=sc.seed)
+        return build_structure(st.recipe, seed=sc.seed, cache_dir=cache_dir)  # built once per cache folder
     from .io.models import read_model
 
     return read_model(resolve_data_path(st.path, sc, "structure.path"), elements=st.elements or None,
@@ -163,7 +163,7 @@ def _cached_series(path: Path, compute: Callable[[], TiltSeries]) -> TiltSeries:
 
 def _simulated_cases(sc: Scenario, cache_dir: Path, progress: bool, scheduler=None, device="cpu") -> list[Case]:
     sim = sc.simulation
-    truth = _structure(sc)
+    truth = _structure(sc, cache_dir)
     angles = np.stack([np.zeros_like(t := sim.tilt.thetas()), t, np.zeros_like(t)], axis=1)
     centre = check_field(sc, truth, angles)   # before any simulation: the one rotation centre, the field checked
     code = _code("aetbench.simulate.linear", "aetbench.simulate.abtem_adf", "aetbench.simulate.dose",

@@ -115,3 +115,14 @@ def test_report_html_is_self_contained(run):
     assert 'src="' not in page.replace('src="data:image/png;base64,', "")       # nothing read from beside it
     titles = (first / "report.md").read_text().count("\n## ")
     assert page.count("<h2>") == titles
+
+
+def test_recipe_structures_are_cached_in_the_runs_cache_folder(tmp_path):
+    """``--cache-dir`` holds everything a run caches, the built particle included (not the working directory's)."""
+    sc = tmp_path / "st.toml"
+    sc.write_text('name = "st"\nmethods = ["fbp"]\n[structure]\nsource = "recipe"\nrecipe = "asi208"\n'
+                  '[simulation]\npixel_size = 0.5\nimage_size = 48\ntilt = { start = -60.0, stop = 60.0, step = 12.0 }\n'
+                  'doses = [1e6]\n')
+    run_scenario(sc, reports_root=tmp_path / "r", cache_dir=tmp_path / "c", quiet=True)
+    built = sorted(p.suffix for p in (tmp_path / "c" / "structures").iterdir())
+    assert built == [".extxyz", ".json"]
