@@ -456,11 +456,10 @@ def _with_refined_geometry(ts: TiltSeries, volume: Volume) -> TiltSeries:
 def _scaled_raw(raw: TiltSeries, ts: TiltSeries) -> TiltSeries:
     """The measured series with the beam-current factors a normalisation found (``normalise_scale``, when
     it declared them beam-current corrections: ``normalise_beam_current``) applied, so that fits to the raw counts
-    see the same per-projection intensity as the volume."""
-    scale = ts.metadata.get("normalise_scale")
-    if scale is None or not ts.metadata.get("normalise_beam_current", False):
-        return raw
-    return raw.with_images(np.asarray(raw.images, dtype=float) * np.asarray(scale, dtype=float)[:, None, None])
+    see the same per-projection intensity as the volume (:func:`aetbench.preprocess.raw.beam_current_scaled`)."""
+    from ..preprocess.raw import beam_current_scaled
+
+    return beam_current_scaled(raw, ts)
 
 
 def run_method(method: Method, ts: TiltSeries, *, elements: list[str], seed: int = 0,
