@@ -309,30 +309,78 @@ def _on_sigterm(signum, frame):
     raise _Terminated()
 
 
+class _CtrlC:
+    """SIGINT handler of :func:`main` that cannot be lost.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be, and a few C paths inside numba's
+    compiler clear a pending exception (the compile then fails with an unrelated error, or carries on as if
+    nothing happened).  So the handler records the interrupt, raises ``KeyboardInterrupt`` and, until
+    :func:`main` has caught it, raises it again every :attr:`REPEAT_S` seconds; :func:`main` reports any exception
+    that ends a run after a Ctrl-C as the interrupt (exit 130).
+    """
+
+    REPEAT_S = 2.0
+
+    def __init__(self):
+        self.hit = False
+        self.done = False
+        self._timer = None
+
+    def __call__(self, signum, frame):
+        self.hit = True
+        self._arm()
+        raise KeyboardInterrupt
+
+    def _arm(self) -> None:
+        import threading
+
+        if self._timer is None and not self.done:
+            self._timer = threading.Timer(self.REPEAT_S, self._again)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _again(self) -> None:
+        import _thread
+
+        self._timer = None
+        if not self.done:
+            _thread.interrupt_main()  # calls __call__ in the main thread, which re-arms
+
+    def finish(self) -> None:
+        self.done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
 def main(argv=None) -> int:
     import signal
 
+    ctrl_c = _CtrlC()
     try:
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        previous_int = signal.signal(signal.SIGINT, ctrl_c)
     except ValueError:  # not the main thread: leave signals alone
-        previous = None
+        previous = previous_int = None
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except AetbenchError as e:
-        print(f"aetbench: error: {e}", file=sys.stderr)
-        return 2
-    except _Terminated:
-        print("aetbench: terminated (finished results are kept; rerun to resume)", file=sys.stderr)
-        return 143
     except BaseException as e:
-        if not _interrupted(e):
-            raise
-        print("aetbench: interrupted (finished results are kept; rerun to resume)", file=sys.stderr)
-        return 130
+        ctrl_c.finish()
+        if ctrl_c.hit or _interrupted(e):  # whatever a Ctrl-C turned into on its way up
+            print("aetbench: interrupted (finished results are kept; rerun to resume)", file=sys.stderr)
+            return 130
+        if isinstance(e, AetbenchError):
+            print(f"aetbench: error: {e}", file=sys.stderr)
+            return 2
+        if isinstance(e, _Terminated):
+            print("aetbench: terminated (finished results are kept; rerun to resume)", file=sys.stderr)
+            return 143
+        raise
     finally:
+        ctrl_c.finish()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -375,6 +375,35 @@ sys.exit(cli.main(["run", "anything"]))
     assert p.stderr.splitlines() == ["aetbench: interrupted (finished results are kept; rerun to resume)"]
 
 
+@pytest.mark.parametrize("then", ["carries_on", "fails"])
+def test_ctrl_c_that_a_library_swallows_still_exits_130(then):
+    """A C path inside numba's compiler can clear a pending KeyboardInterrupt; the run must still stop (the
+    interrupt is raised again) and whatever error the lost interrupt turned into is reported as the interrupt."""
+    script = f"""
+import os, signal, sys, threading, time
+from aetbench import cli
+
+def swallow(args):
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    try:
+        time.sleep(10)
+    except KeyboardInterrupt:
+        pass                      # cleared, as by a library that drops the pending exception
+    if {then!r} == "fails":
+        raise RuntimeError("compilation failed for an unrelated reason")
+    while True:
+        time.sleep(0.05)
+
+cli.cmd_run = swallow
+sys.exit(cli.main(["run", "anything"]))
+"""
+    t0 = time.time()
+    p = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 130, p.stderr[-2000:]
+    assert p.stderr.splitlines() == ["aetbench: interrupted (finished results are kept; rerun to resume)"]
+    assert time.time() - t0 < 30
+
+
 def test_interrupt_detection_follows_the_exception_chain():
     from aetbench.cli import _interrupted
 
