@@ -14,7 +14,9 @@ The figures are order-of-magnitude estimates (within ~3×), from rates measured 
 defocus; × field area × thickness); 4D-STEM ~10 ms and each ptychography engine ~5 ms per scan position and
 tilt at smoke-pty's settings (simulation × (window / potential sampling)² × slices × phonon configurations;
 engines × detector pixels); an iterative reconstruction ~1 ns per voxel, projection and
-iteration (forward + back projection).  Memory: 20 bytes per voxel (volume, gradient, tracing
+iteration (forward + back projection) on the single-axis path and ~5× that with off-axis Euler angles
+(measured angles with phi/psi errors, or a method that refines the angles: the general projector pair); position
+refinement ~70 µs per traced atom and projection.  A ``file`` structure is counted by reading the file.  Memory: 20 bytes per voxel (volume, gradient, tracing
 copies, float32), 48 bytes per projection pixel (raw, dosed, preprocessed and residual copies,
 float64) and, for ptychography, the 4D data (4 bytes per detector pixel and scan position).
 
@@ -54,6 +56,8 @@ _PTYCHO_RECON_S_PER_POSITION = 0.005  # … and one ptychography engine per posi
 _PTYCHO_REF_COST = (10.0 / 0.12) ** 2 * (22.0 / 2.0)   # … at (window / sampling)² × slices of smoke-pty …
 _PTYCHO_REF_DETECTOR = 2570.0         # … and its detector pixels (10 Å window, 50 mrad, 300 kV)
 _RECON_S_PER_VOXEL_PROJ_IT = 1e-9
+_EULER_FACTOR = 5.0              # off-axis Euler angles: the general projector pair vs the single-axis one
+_REFINE_S_PER_ATOM_PROJ = 7e-5   # position refinement against the projections: s per traced atom and projection
 _BYTES_PER_VOXEL = 20
 _BYTES_PER_PIXEL = 48
 
@@ -107,17 +111,23 @@ def _n_projections(tilt) -> int:
     return int(math.floor((tilt.stop - tilt.start) / tilt.step + 1e-9)) + 1
 
 
-def _method_iterations(sc) -> list[tuple[str, int]]:
-    """(method, reconstruction iterations) per method (FBP counts as 2: one filtered back projection)."""
+def _method_iterations(sc) -> list[tuple[str, float, bool]]:
+    """(method, reconstruction cost in single-axis iterations, refines positions) per method.
+
+    FBP counts as 2 iterations (one filtered back projection); a method on off-axis Euler angles
+    (:func:`_general_euler`) costs :data:`_EULER_FACTOR` times as much per iteration.
+    """
     from .methods import scenario_methods
 
     out = []
     for m, method in scenario_methods(sc).items():
-        it = 2
+        it = 2.0
         for s in method.steps:
             if s.stage == "reconstruct":
-                it = int(s.params.get("iterations", 2) or 2)
-        out.append((m, it))
+                it = float(s.params.get("iterations", 2) or 2)
+        if _general_euler(sc, method):
+            it *= _EULER_FACTOR
+        out.append((m, it, any(s.stage == "refine" for s in method.steps)))
     return out
 
 
@@ -132,7 +142,41 @@ def _n_atoms(sc) -> int:
             return load_recipe(st.recipe).n_atoms
         except Exception:  # noqa: BLE001 - the pipeline reports a bad recipe in its own words
             return 0
+    if st.source == "file":
+        try:  # the file is read in full by the run anyway; a model of 10⁴–10⁵ atoms takes well under a second
+            from .io.models import read_model
+            from .scenario import resolve_data_path
+
+            path = resolve_data_path(st.path, sc, "structure.path")
+            return len(read_model(path, elements=st.elements or None, atomic_numbers=not st.elements))
+        except Exception:  # noqa: BLE001 - an unreadable file is reported when the run reads it
+            return 0
     return 0
+
+
+def _truth_atoms(inp, sc) -> int:
+    """Atoms of an ``[[input]]`` series' ground truth (its traced model will hold about as many), or 0."""
+    if not inp.truth:
+        return 0
+    try:
+        from .io.models import read_model
+        from .scenario import resolve_data_path
+
+        path = resolve_data_path(inp.truth, sc, "input.truth")
+        return len(read_model(path, elements=inp.truth_elements or None, atomic_numbers=not inp.truth_elements,
+                              types_path=resolve_data_path(inp.truth_types, sc, "input.truth_types")
+                              if inp.truth_types else None))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when the run reads it
+        return 0
+
+
+def _general_euler(sc, method) -> bool:
+    """True when ``method`` reconstructs with off-axis Euler angles (no single-axis fast path): the nominal
+    angles carry phi/psi errors, or the method refines the angles."""
+    err = getattr(sc.simulation, "errors", None) if sc.simulation is not None else None
+    if err is not None and err.euler_sigma_deg > 0:
+        return True
+    return any(s.stage == "reconstruct" and "refine_angles" in s.name for s in method.steps)
 
 
 def _input_shape(inp, sc) -> tuple[int, int, int] | None:
@@ -167,7 +211,8 @@ def estimate_scenario(sc) -> Estimate:
         workload that drives them.
     """
     iters = _method_iterations(sc)
-    it_total = sum(i for _, i in iters)
+    it_total = sum(i for _, i, _ in iters)
+    n_refine = sum(1 for _, _, r in iters if r)
     if sc.input:
         mem, sec, parts = 0.0, 0.0, []
         for inp in sc.input:
@@ -178,6 +223,7 @@ def estimate_scenario(sc) -> Estimate:
             vox = float(nx) * ny * nx
             mem = max(mem, _BYTES_PER_VOXEL * vox + _BYTES_PER_PIXEL * float(n) * nx * ny)
             sec += _RECON_S_PER_VOXEL_PROJ_IT * vox * n * it_total
+            sec += _REFINE_S_PER_ATOM_PROJ * _truth_atoms(inp, sc) * n * n_refine
             parts.append(f"{n} projections of {nx}×{ny} px, {nx}×{ny}×{nx} voxels")
         return Estimate(mem, sec, "; ".join(dict.fromkeys(parts)))
     sim = sc.simulation
@@ -215,6 +261,7 @@ def estimate_scenario(sc) -> Estimate:
         sec += n * positions * (cost * _PTYCHO_SIM_S_PER_POSITION
                                 + det / _PTYCHO_REF_DETECTOR * _PTYCHO_RECON_S_PER_POSITION * n_series)
     sec += _RECON_S_PER_VOXEL_PROJ_IT * vox * n * it_total * n_series
+    sec += _REFINE_S_PER_ATOM_PROJ * atoms * n * n_refine * n_series
     detail = (f"{n:,} projections of {nx}×{ny} px, {nx}×{ny}×{nx} = {vox:.3g} voxels, {atoms:,} atoms, "
               f"{sim.model} tier, {n_series} series × {len(iters)} method(s)")
     return Estimate(mem, sec, detail)

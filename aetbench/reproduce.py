@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -161,14 +163,27 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
                             f"(> {MAX_HOURS:g} h); choose tables, or run with --yes, --scheduler ADDRESS or --device gpu")
     folder = safe_join(reports_root, "reproduce") / f"{datetime.now():%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
     folder.mkdir(parents=True)
-    frames, notes = [], []
+    frames, notes, failed, costs, tracebacks = [], [], [], [], []
     for e in entries:
         if e["scenario"] is None:
             notes.append(f"- **{e['table']}** ({e['title']}): not on the {tier} tier — {e['skip']}.")
             continue
         sc = e["scenario"]
-        out = run_scenario(sc, out_dir=folder / e["table"], cache_dir=cache_dir, scheduler=scheduler, device=device,
-                           quiet=quiet, force=True)
+        t0 = time.perf_counter()
+        try:
+            out = run_scenario(sc, out_dir=folder / e["table"], cache_dir=cache_dir, scheduler=scheduler,
+                               device=device, quiet=quiet, force=True)
+        except Exception as exc:  # noqa: BLE001 - one table's failure must not cost the others (hours of work)
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            failed.append(f"{e['table']}: {msg}")
+            print(f"reproduce: {e['table']} failed: {msg}", file=sys.stderr)
+            tracebacks.append(f"## {e['table']}\n{''.join(traceback.format_exception(exc))}\n")
+            atomic_write_text(folder / "errors.log", "".join(tracebacks))  # the whole traceback, for a bug report
+            notes.append(f"- **{e['table']}** ({e['title']}): failed — {msg} (see errors.log).")
+            continue
+        costs.append({"table": e["table"], "tier": e["tier"],
+                      "estimated_s": e["estimate"].seconds * _REF_CORES / cores, "wall_s": time.perf_counter() - t0})
+        print(f"reproduce: {e['table']} done in {_fmt_seconds(costs[-1]['wall_s'])}", file=sys.stderr)
         if (out / "scores.csv").is_file():
             frames.append(pd.read_csv(out / "scores.csv").assign(table=e["table"], tier=e["tier"]))
         if TABLES[e["table"]].sanity:
@@ -206,8 +221,21 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
         parts.append(f"\n## {e['table']}: {e['title']}\n\n[full report]({e['table']}/report.md)\n\n"
                      + markdown_table(view))
     if notes:
-        parts.append("\n## Not run\n\n" + "\n".join(notes) + "\n")
+        parts.append("\n## Not run, or failed\n\n" + "\n".join(notes) + "\n")
+    if costs:
+        cost = pd.DataFrame(costs)
+        parts.append(f"\n## Cost on this machine ({cores} cores)\n\nWall time of each table (simulation, "
+                     "reconstruction, scoring and report; cached work is not redone) beside the estimate printed "
+                     "before the run.\n\n"
+                     + markdown_table(cost.assign(estimated_min=cost["estimated_s"] / 60, wall_min=cost["wall_s"] / 60)
+                                      [["table", "tier", "estimated_min", "wall_min"]])
+                     + f"\nTotal wall time: {_fmt_seconds(float(cost['wall_s'].sum()))}.\n")
+        with atomic_write_path(folder / "reproduce_cost.csv") as tmp:
+            cost.to_csv(tmp, index=False, float_format="%.6g")
     atomic_write_text(folder / "reproduce.md", "".join(parts))
+    if failed:
+        raise AetbenchError(f"reproduce: {len(failed)} table(s) failed ({'; '.join(failed)}); the others are in "
+                            f"{folder / 'reproduce.md'}")
     return folder
 
 

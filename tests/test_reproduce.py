@@ -48,3 +48,62 @@ def test_sanity_rows_are_the_published_numbers(paper_data):
     got = {(r.dose, r.element): (round(r.rate_pct, 2), round(r.precision_pm, 2)) for r in df.itertuples()}
     assert got[(1.6e4, "Si")] == (61.28, 67.92) and got[(1.6e5, "Sn")] == (100.0, 5.13)
     assert set(df["tier"]) == {"authors' model"}
+
+
+def test_estimate_counts_what_drives_the_cost(paper_data):
+    """A file structure is counted from its file (the SiGeSn ground truth: 13,982 atoms), and off-axis Euler
+    angles (the angle study) cost the general projector's factor per iteration, not the single-axis rate."""
+    from dataclasses import replace
+
+    from aetbench.estimate import _EULER_FACTOR, estimate_scenario
+
+    (sig,) = plan(["sigesn"], "linear")
+    assert "13,982 atoms" in sig["estimate"].detail
+    (ang,) = plan(["angles"], "linear")
+    sc = replace(ang["scenario"], methods=["liao2026"])   # keeps the measured angles: general path only with φ/ψ
+    level = replace(sc, simulation=replace(sc.simulation, errors=replace(sc.simulation.errors, euler_sigma_deg=0.0)))
+    ratio = estimate_scenario(sc).seconds / estimate_scenario(level).seconds
+    assert 0.5 * _EULER_FACTOR < ratio < _EULER_FACTOR   # the reconstruction dominates; simulation is unchanged
+
+
+def test_a_failed_table_costs_only_itself(tmp_path, monkeypatch, capsys):
+    """Hours of tables are not lost to one failure: the others run and are reported, the failure is one line
+    (its traceback in errors.log), the exit status is 2, and the report gives each table's wall time beside its
+    estimate."""
+    import pandas as pd
+    from conftest import tiny_scenario
+
+    from aetbench import pipeline, reproduce
+    from aetbench.estimate import estimate_scenario
+    from aetbench.methods import METHODS
+    from aetbench.scenario import load_scenario
+
+    entries = []
+    for name in ("broken", "fine"):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(tiny_scenario(name, image_size=32))
+        sc = load_scenario(path, known_methods=METHODS)
+        entries.append({"table": name, "title": name, "scenario": sc, "tier": "linear",
+                        "estimate": estimate_scenario(sc)})
+        monkeypatch.setitem(reproduce.TABLES, name, reproduce.Table(name, {"linear": name}))
+    monkeypatch.setattr(reproduce, "plan", lambda names, tier: entries)
+    real = pipeline.run_scenario
+
+    def run(sc, **kw):
+        if sc.name == "broken":
+            raise RuntimeError("the projector fell over")
+        return real(sc, **kw)
+
+    monkeypatch.setattr(pipeline, "run_scenario", run)
+    rc = main(["reproduce", "--reports", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert "reproduce: broken failed: the projector fell over" in err
+    assert err[-1].startswith("aetbench: error: reproduce: 1 table(s) failed (broken: the projector fell over)")
+    (folder,) = (tmp_path / "r" / "reproduce").iterdir()
+    md = (folder / "reproduce.md").read_text()
+    assert "## fine" in md and "failed — the projector fell over" in md and "Total wall time" in md
+    assert "RuntimeError: the projector fell over" in (folder / "errors.log").read_text()
+    cost = pd.read_csv(folder / "reproduce_cost.csv")
+    assert list(cost["table"]) == ["fine"] and (cost["wall_s"] > 0).all() and (cost["estimated_s"] > 0).all()
+    assert set(pd.read_csv(folder / "reproduce.csv")["table"]) == {"fine"}
