@@ -16,7 +16,8 @@ tilt at smoke-pty's settings (simulation × (window / potential sampling)² × s
 engines × detector pixels); an iterative reconstruction ~1 ns per voxel, projection and
 iteration (forward + back projection) on the single-axis path and ~5× that with off-axis Euler angles
 (measured angles with phi/psi errors, or a method that refines the angles: the general projector pair); position
-refinement ~70 µs per traced atom and projection.  A ``file`` structure is counted by reading the file.  Memory: 20 bytes per voxel (volume, gradient, tracing
+refinement ~70 µs per traced atom and projection.  A ``file`` structure is counted by reading the file.
+Memory: 20 bytes per voxel (volume, gradient, tracing
 copies, float32), 48 bytes per projection pixel (raw, dosed, preprocessed and residual copies,
 float64) and, for ptychography, the 4D data (4 bytes per detector pixel and scan position).
 

@@ -10,6 +10,9 @@ Each table is one shipped scenario (``aetbench/data/scenarios/paper``) run on a 
 ``abtem``
     the abTEM scenario as shipped (PRISM/multislice ADF or 4D-STEM ptychography).
 
+The tier-gap tables (``gap-sigesn``, ``gap-copdpt``; not part of the default run) put one small particle through
+both tiers, whatever ``--tier`` says, and show the two side by side: how much easier the linear tier is than abTEM.
+
 A table that needs physics the linear tier does not model (random defocus per projection, ptychography) is
 listed as not available on that tier instead of being run with the wrong physics.  Where the authors' traced
 models are in the paper data, they are scored by our scorer as *sanity rows* beside ours.
@@ -45,6 +48,8 @@ class Table:
     scenarios: dict[str, str | None]
     why: dict[str, str] = field(default_factory=dict)
     derive_linear: bool = False  # the linear tier runs the abTEM scenario with simulation.model = "linear"
+    tiers: tuple[str, ...] = ()  # run on exactly these tiers, whatever --tier says (the tier-gap tables)
+    default: bool = True  # part of ``aetbench reproduce`` with no table named
     methods: tuple[str, ...] = ()  # the methods the table reports (default: the scenario's)
     sanity: tuple[tuple[str, str, str, float, float, str, float], ...] = ()  # (model, truth, elements, cutoff Å,
     #                                                                            pixel Å, reference, dose e/Å²)
@@ -77,6 +82,12 @@ TABLES: dict[str, Table] = {
                     methods=("liao2026", "liao2026-robust")),
     "busch": Table("the Busch comparison: busch2026 vs liao2026 on the same CoPdPt data",
                    {"linear": "paper/copdpt-sirt-abtem", "abtem": "paper/copdpt-sirt-abtem"}, derive_linear=True),
+    "gap-sigesn": Table("the tier gap, SiGeSn: one 300-atom particle through abTEM and the linear tier",
+                        {"linear": "paper/tiergap-sigesn-abtem", "abtem": "paper/tiergap-sigesn-abtem"},
+                        derive_linear=True, tiers=("abtem", "linear"), default=False),
+    "gap-copdpt": Table("the tier gap, CoPdPt: one 400-atom particle through abTEM and the linear tier",
+                        {"linear": "paper/tiergap-copdpt-abtem", "abtem": "paper/tiergap-copdpt-abtem"},
+                        derive_linear=True, tiers=("abtem", "linear"), default=False),
     "sio2": Table("SiO2 pAET: single- vs multislice ptychography, 1.6e3 / 1.6e4, ring statistics",
                   {"linear": None, "abtem": "paper/sio2-pty"},
                   why={"linear": "ptychographic phase projections need the 4D-STEM (abTEM) tier"}),
@@ -116,15 +127,18 @@ def plan(names: list[str], tier: str) -> list[dict]:
     if unknown:
         raise AetbenchError(f"reproduce: unknown table {unknown[0]!r} (known: {', '.join(TABLES)})")
     out = []
-    for n in names or list(TABLES):
+    for n in names or [k for k, t in TABLES.items() if t.default]:
         t = TABLES[n]
-        name = t.scenarios.get(tier)
-        if name is None:
-            out.append({"table": n, "title": t.title, "scenario": None, "tier": tier, "skip": t.why.get(tier, "")})
-            continue
-        sc = _load(name, tier, t.derive_linear, t.methods)
-        out.append({"table": n, "title": t.title, "scenario": sc, "tier": _tier_of(sc, tier),
-                    "estimate": estimate_scenario(sc)})
+        for tr in t.tiers or (tier,):
+            name = t.scenarios.get(tr)
+            folder = f"{n}-{tr}" if t.tiers else n
+            if name is None:
+                out.append({"table": n, "title": t.title, "scenario": None, "tier": tr, "skip": t.why.get(tr, ""),
+                            "folder": folder})
+                continue
+            sc = _load(name, tr, t.derive_linear, t.methods)
+            out.append({"table": n, "title": t.title, "scenario": sc, "tier": _tier_of(sc, tr),
+                        "estimate": estimate_scenario(sc), "folder": folder})
     return out
 
 
@@ -163,16 +177,16 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
                             f"(> {MAX_HOURS:g} h); choose tables, or run with --yes, --scheduler ADDRESS or --device gpu")
     folder = safe_join(reports_root, "reproduce") / f"{datetime.now():%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
     folder.mkdir(parents=True)
-    frames, notes, failed, costs, tracebacks = [], [], [], [], []
+    frames, notes, failed, costs, tracebacks, sane = [], [], [], [], [], set()
     for e in entries:
         if e["scenario"] is None:
-            notes.append(f"- **{e['table']}** ({e['title']}): not on the {tier} tier — {e['skip']}.")
+            notes.append(f"- **{e['table']}** ({e['title']}): not on the {e['tier']} tier — {e['skip']}.")
             continue
         sc = e["scenario"]
         t0 = time.perf_counter()
         try:
-            out = run_scenario(sc, out_dir=folder / e["table"], cache_dir=cache_dir, scheduler=scheduler,
-                               device=device, quiet=quiet, force=True)
+            out = run_scenario(sc, out_dir=folder / e.get("folder", e["table"]), cache_dir=cache_dir,
+                               scheduler=scheduler, device=device, quiet=quiet, force=True)
         except Exception as exc:  # noqa: BLE001 - one table's failure must not cost the others (hours of work)
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             failed.append(f"{e['table']}: {msg}")
@@ -186,7 +200,8 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
         print(f"reproduce: {e['table']} done in {_fmt_seconds(costs[-1]['wall_s'])}", file=sys.stderr)
         if (out / "scores.csv").is_file():
             frames.append(pd.read_csv(out / "scores.csv").assign(table=e["table"], tier=e["tier"]))
-        if TABLES[e["table"]].sanity:
+        if TABLES[e["table"]].sanity and e["table"] not in sane:
+            sane.add(e["table"])
             try:
                 frames.append(sanity_rows(e["table"], paper_data_dir()))
             except (AetbenchError, OSError) as exc:
@@ -199,9 +214,10 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
              "ones (paper protocol). The tier is named on every row: `paper data` = the authors' projections, "
              "`linear` / `abtem` = our simulation, `authors' model` = the authors' traced model scored by our "
              "scorer (sanity rows). Each table's full report is in its own folder.\n"]
-    for e in entries:
-        if e["scenario"] is None or df.empty:
+    for table in dict.fromkeys(e["table"] for e in entries if e["scenario"] is not None):
+        if df.empty or "table" not in df or not (df["table"] == table).any():
             continue
+        e = next(x for x in entries if x["table"] == table)
         sub = df[(df["table"] == e["table"]) & (df["protocol"] == "paper")]
         pub = with_published(sub)
         view = sub[["tier", "structure", "dose", "method", "element", "rate_pct", "precision_pm"]].copy()
@@ -218,8 +234,15 @@ def run_reproduce(names: list[str], *, tier: str = "linear", reports_root="repor
                 p = published(str(sub.at[i, "reference"]), float(sub.at[i, "dose"]), str(sub.at[i, "element"]))
                 view.loc[i, "paper_rate_pct"] = p[0] if p else float("nan")
                 view.loc[i, "paper_precision_pm"] = p[1] if p and p[1] is not None else float("nan")
-        parts.append(f"\n## {e['table']}: {e['title']}\n\n[full report]({e['table']}/report.md)\n\n"
-                     + markdown_table(view))
+        links = ", ".join(f"[{x.get('folder', table)}]({x.get('folder', table)}/report.md)" for x in entries
+                          if x["table"] == table and x["scenario"] is not None)
+        parts.append(f"\n## {e['table']}: {e['title']}\n\nFull report: {links}\n\n" + markdown_table(view))
+        if TABLES[table].tiers:  # the tier gap: one row per cell, one column pair per tier
+            wide = sub.pivot_table(index=["structure", "dose", "method", "element"], columns="tier",
+                                   values=["rate_pct", "precision_pm"])
+            wide.columns = [f"{m}_{t}" for m, t in wide.columns]
+            parts.append("\nSide by side (the same particle, geometry, doses and method; only the physics differs):"
+                         "\n\n" + markdown_table(wide.reset_index()))
     if notes:
         parts.append("\n## Not run, or failed\n\n" + "\n".join(notes) + "\n")
     if costs:

@@ -12,7 +12,7 @@ from aetbench.reproduce import TABLES, plan, sanity_rows
 @pytest.mark.parametrize("tier", ["linear", "abtem"])
 def test_every_table_has_a_scenario_or_a_reason(tier):
     entries = plan([], tier)
-    assert [e["table"] for e in entries] == list(TABLES)
+    assert [e["table"] for e in entries] == [n for n, t in TABLES.items() if t.default]
     for e in entries:
         if e["scenario"] is None:
             assert e["skip"], e
@@ -107,3 +107,41 @@ def test_a_failed_table_costs_only_itself(tmp_path, monkeypatch, capsys):
     cost = pd.read_csv(folder / "reproduce_cost.csv")
     assert list(cost["table"]) == ["fine"] and (cost["wall_s"] > 0).all() and (cost["estimated_s"] > 0).all()
     assert set(pd.read_csv(folder / "reproduce.csv")["table"]) == {"fine"}
+
+
+def test_tier_gap_tables_run_one_particle_on_both_tiers():
+    for table in ("gap-sigesn", "gap-copdpt"):
+        for tier in ("linear", "abtem"):
+            a, b = plan([table], tier)
+            assert (a["tier"], b["tier"]) == ("abtem", "linear") and a["folder"] != b["folder"]
+            sa, sb = a["scenario"], b["scenario"]
+            assert (sa.simulation.model, sb.simulation.model) == ("abtem", "linear")
+            assert (sa.structure, sa.simulation.doses, sa.simulation.tilt, sa.scoring, sa.methods) == (
+                sb.structure, sb.simulation.doses, sb.simulation.tilt, sb.scoring, sb.methods)
+            assert not sa.structure.reference     # a small particle: the paper's numbers are not its numbers
+    assert "gap-sigesn" not in [e["table"] for e in plan([], "linear")]   # not in the default run
+
+
+def test_two_tier_table_is_shown_side_by_side(tmp_path, monkeypatch, capsys):
+    import pandas as pd
+    from conftest import tiny_scenario
+
+    from aetbench import reproduce
+    from aetbench.estimate import estimate_scenario
+    from aetbench.methods import METHODS
+    from aetbench.scenario import load_scenario
+
+    path = tmp_path / "gap.toml"
+    path.write_text(tiny_scenario("gap", image_size=32, doses=(1e6,)))
+    sc = load_scenario(path, known_methods=METHODS)
+    entries = [{"table": "gap", "title": "gap", "scenario": sc, "tier": tier, "estimate": estimate_scenario(sc),
+                "folder": f"gap-{tier}"} for tier in ("abtem", "linear")]   # (both linear here: the bookkeeping)
+    monkeypatch.setattr(reproduce, "plan", lambda names, tier: entries)
+    monkeypatch.setitem(reproduce.TABLES, "gap", reproduce.Table("gap", {"linear": "gap"}, tiers=("abtem", "linear")))
+    assert main(["reproduce", "--reports", str(tmp_path / "r"), "--cache-dir", str(tmp_path / "c"), "--quiet"]) == 0
+    (folder,) = (tmp_path / "r" / "reproduce").iterdir()
+    md = (folder / "reproduce.md").read_text()
+    assert md.count("## gap: gap") == 1 and "[gap-abtem](gap-abtem/report.md)" in md and "Side by side" in md
+    assert "rate_pct_abtem" in md and "rate_pct_linear" in md
+    assert (folder / "gap-abtem" / "scores.csv").is_file() and (folder / "gap-linear" / "scores.csv").is_file()
+    assert set(pd.read_csv(folder / "reproduce.csv")["tier"]) == {"abtem", "linear"}
