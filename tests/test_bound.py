@@ -99,6 +99,24 @@ def test_local_inverse_matches_dense_on_small_particle():
     assert np.all(d.per_atom_pm >= own * (1 - 1e-9))
 
 
+def test_local_bound_of_atoms_without_information_is_infinite_not_an_error():
+    """A traced model may hold an atom outside the field (no data on it) or two coinciding peaks: their bound is
+    infinite, and every other atom's bound is what it is without them (no LinAlgError out of the numba kernel)."""
+    from aetbench.structures.random import random_sphere
+
+    base = random_sphere(40, seed=3, min_distance=2.2).centred()
+    angles = geometry.single_axis_angles(np.arange(0, 180, 6.0))
+    prof = B.Profile({"Si": 1.7e-3}, {"Si": 0.5}, 1.0, 1.6e4 * 0.3 ** 2)
+    shape = (48, 48)
+    far = np.array([[0.0, 60.0, 0.0]])                      # 60 Å off axis: outside the 14 Å field at every tilt
+    model = AtomicModel(np.vstack([base.positions, far, base.positions[:1]]), ["Si"] * (len(base) + 2))
+    ref = B.joint_bound(base, angles, shape, 0.3, prof, method="local").per_atom_pm
+    got = B.joint_bound(model, angles, shape, 0.3, prof, method="local").per_atom_pm
+    assert np.isinf(got[len(base)])                         # the atom outside the field
+    assert np.isinf(got[0]) and np.isinf(got[-1])           # the coinciding pair
+    assert np.allclose(got[1:len(base)], ref[1:], rtol=0.05)  # the rest barely moves (atom 0's twin couples)
+
+
 def test_ci_particle_linear_tier_bound_and_fit():
     """A small linear-tier case: the tier profile is used exactly, and a fitted profile recovers it."""
     from aetbench.structures.random import random_sphere

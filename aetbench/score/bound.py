@@ -560,7 +560,8 @@ def _dense_diag_inverse(F) -> np.ndarray:
 
 @njit(parallel=True, cache=True)
 def _local_traces(indptr, indices, pid, blocks, out):  # pragma: no cover - numba
-    """For each atom a: trace of [F_SS⁻¹]_aa over S = {a} ∪ its coupled atoms (CSR rows, sorted)."""
+    """For each atom a: trace of [F_SS⁻¹]_aa over S = {a} ∪ its coupled atoms (CSR rows, sorted); ``inf`` where
+    the data hold no information on a (a singular neighbourhood)."""
     n = indptr.size - 1
     for a in prange(n):
         hood = indices[indptr[a]:indptr[a + 1]]   # sorted, contains a
@@ -589,11 +590,23 @@ def _local_traces(indptr, indices, pid, blocks, out):  # pragma: no cover - numb
                     for r in range(3):
                         for s in range(3):
                             sub[3 * x + r, 3 * lo + s] = blocks[qq, s, r] if tr else blocks[qq, r, s]
+        # an atom the data say nothing about (outside the field) or two coinciding atoms make ``sub`` singular:
+        # a ridge 1e-10 of the mean diagonal keeps the solve defined, and a variance it alone explains is infinite
+        scale = 0.0
+        for i in range(3 * m):
+            scale += sub[i, i]
+        scale /= 3 * m
+        if not scale > 0.0:
+            out[a] = np.inf
+            continue
+        for i in range(3 * m):
+            sub[i, i] += 1e-10 * scale
         rhs = np.zeros((3 * m, 3))
         for r in range(3):
             rhs[3 * ka + r, r] = 1.0
         sol = np.linalg.solve(sub, rhs)
-        out[a] = sol[3 * ka, 0] + sol[3 * ka + 1, 1] + sol[3 * ka + 2, 2]
+        v = sol[3 * ka, 0] + sol[3 * ka + 1, 1] + sol[3 * ka + 2, 2]
+        out[a] = v if v * scale < 1e6 else np.inf
 
 
 def _local_diag_inverse(n, pa, pb, blocks) -> np.ndarray:
