@@ -172,6 +172,34 @@ def test_classify_deterministic_and_seed_independent():
     assert np.array_equal(a.intensity, integrated_intensity(vol, tr.model.positions, 0.8))
 
 
+def test_gmm_boundary_follows_unequal_classes():
+    """Two overlapping intensity classes of unequal size and width (many broad atoms, fewer narrow non-atoms, as
+    Co against noise peaks in CoPdPt): the Gaussian mixture puts the boundary where the posteriors cross, which
+    mislabels fewer peaks than the k-means midpoint; with separated classes both agree exactly."""
+    from aetbench.trace.classify import gmm_1d, kmeans_1d
+
+    rng = np.random.default_rng(7)
+    x = np.concatenate([rng.normal(15, 6, 3000), rng.normal(50, 10, 8000)])
+    truth = np.repeat([0, 1], [3000, 8000])
+    km = kmeans_1d(x, 2)[0]
+    gm = gmm_1d(x, km)
+    assert (gm != truth).sum() < 0.8 * (km != truth).sum()
+    far = np.concatenate([rng.normal(10, 1, 500), rng.normal(50, 2, 500)])
+    lab = kmeans_1d(far, 2)[0]
+    assert np.array_equal(gmm_1d(far, lab), lab)
+    assert np.array_equal(gmm_1d(far, np.zeros(far.size, int)), np.zeros(far.size, int))   # one class: unchanged
+
+
+@pytest.mark.parametrize("amps,n_sp", [(SIGESN, 40), ({"Si": 1.0}, 40)])
+def test_classify_gmm_recovers_labels(amps, n_sp):
+    vol, truth, where = _multi_scene(amps, n_sp)
+    tr, cl = _classify(vol, list(amps), intensity_model="gmm")
+    d, j = cKDTree(cl.model.positions).query(where)
+    assert (cl.model.elements[j] == truth).all()
+    with pytest.raises(AetbenchError, match="intensity_model"):
+        classify(tr, vol, elements=list(amps), intensity_model="otsu")
+
+
 def test_single_population_with_wide_spread_keeps_all_atoms():
     vol, _, _ = _multi_scene({"Si": 1.0}, 0, spread=0.2)
     _, cl = _classify(vol, ["Si"])

@@ -43,7 +43,7 @@ from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, TracedModel, Volume
 from .peaks import integrated_intensity
 
-__all__ = ["order_elements", "kmeans_1d", "find_nonatoms", "local_profiles", "refine_by_profile", "classify"]
+__all__ = ["order_elements", "kmeans_1d", "gmm_1d", "find_nonatoms", "local_profiles", "refine_by_profile", "classify"]
 
 
 def order_elements(elements) -> list[str]:
@@ -81,6 +81,29 @@ def kmeans_1d(values: np.ndarray, k: int, seed: int = 0, n_init: int = 10) -> tu
     rank = np.empty(k, dtype=np.int64)
     rank[order] = np.arange(k)
     return rank[km.labels_], c[order]
+
+
+def gmm_1d(values: np.ndarray, labels: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Relabel scalar ``values`` by a Gaussian mixture started from the classes ``labels`` (ints 0..C-1, ascending
+    means): one component per class, EM from the classes' means, spreads and fractions, then the component of
+    highest posterior probability.  Returns the new labels (components ordered by mean, so label c stays the
+    c-th brightest class)."""
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    lab = np.asarray(labels, dtype=np.int64)
+    present = [c for c in range(int(lab.max()) + 1) if (lab == c).sum() >= 2]
+    if len(present) < 2:
+        return lab.copy()
+    means = np.array([[x[lab == c].mean()] for c in present])
+    var = np.array([max(x[lab == c].var(), 1e-12 * max(float(np.abs(x).max()), 1.0)) for c in present])
+    weights = np.array([(lab == c).mean() for c in present])
+    g = GaussianMixture(len(present), covariance_type="full", means_init=means, weights_init=weights / weights.sum(),
+                        precisions_init=(1.0 / var).reshape(-1, 1, 1), random_state=seed).fit(x)
+    order = np.argsort(g.means_.ravel())
+    rank = np.empty(len(present), dtype=np.int64)
+    rank[order] = np.arange(len(present))
+    return np.asarray(present)[rank[g.predict(x)]]
 
 
 def find_nonatoms(intensity: np.ndarray, n_elements: int, *, seed: int = 0, n_init: int = 10,
@@ -149,7 +172,7 @@ def refine_by_profile(profiles: np.ndarray, labels: np.ndarray, n_iter: int = 2)
 
 def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: int = 0, radius_A: float = 0.8,
              n_init: int = 10, nonatom_ratio: float = 0.4, min_separation: float = 2.0, refine_iter: int = 2,
-             find_nonatom: bool = True) -> TracedModel:
+             find_nonatom: bool = True, intensity_model: str = "kmeans") -> TracedModel:
     """Label every traced peak with an element of ``elements`` or :data:`NON_ATOM` (``"x"``).
 
     Parameters
@@ -168,6 +191,12 @@ def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: 
         See the module docstring.
     find_nonatom : bool
         Run step 1 (if False every peak is an atom).
+    intensity_model : {"kmeans", "gmm"}
+        ``"kmeans"``: steps 1–2 as in the module docstring (boundaries halfway between cluster centres).
+        ``"gmm"``: the same decision whether non-atoms exist, then a Gaussian mixture of the classes' intensity
+        distributions (one component per class, started from the k-means centres) assigns every peak to the
+        class of highest posterior probability: boundaries move towards the narrower, rarer class instead of
+        sitting halfway (:func:`gmm_1d`).
 
     Returns
     -------
@@ -182,10 +211,14 @@ def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: 
     K = len(els)
     non = (find_nonatoms(I, K, seed=seed, n_init=n_init, nonatom_ratio=nonatom_ratio,
                          min_separation=min_separation) if find_nonatom else np.zeros(I.size, dtype=bool))
+    if intensity_model not in ("kmeans", "gmm"):
+        raise AetbenchError(f"classify: intensity_model must be 'kmeans' or 'gmm', got {intensity_model!r}")
     cls = np.full(I.size, -1, dtype=np.int64)
     atoms = np.nonzero(~non)[0]
     if atoms.size:
         cls[atoms] = kmeans_1d(I[atoms], K, seed, n_init)[0] if K > 1 else 0
+    if intensity_model == "gmm" and I.size > K + 1 and (K > 1 or non.any()):
+        cls = gmm_1d(I, cls + 1, seed) - 1
     if refine_iter > 0 and I.size > 1 and (K > 1 or non.any()):
         prof = local_profiles(volume, pos, radius_A / 2.0)
         cls = refine_by_profile(prof, cls + 1, refine_iter) - 1
