@@ -2,7 +2,8 @@
 
 These are *reference values shown next to ours*; nothing in aetbench computes
 with them.  Source: the paper and ``paper-data/README.md``.
-Keys: reference name → {(dose e/Å², element): (rate %, precision pm or None)}.
+Keys: reference name → {(dose e/Å², element): (rate %, precision pm or None)}, or
+{(dose, element, method): …} where the paper gives one number per method on the same data (the angle study).
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ PUBLISHED: dict[str, dict[tuple[float, str], tuple[float, float | None]]] = {
     "liao2026/CoPdPt-defocus": {
         (1.7e4, "Co"): (90.3, None), (1.7e4, "Pd"): (98.3, None), (1.7e4, "Pt"): (99.9, None),
     },
+    # the angle-refinement study on the same particle: Co with the measured angles and after refining them (the paper
+    # gives Co only)
+    "liao2026/CoPdPt-angles": {
+        (1.7e4, "Co", "liao2026"): (87.1, None), (1.7e4, "Co", "liao2026-robust"): (94.8, None),
+    },
     # the competing SIRT workflow (Busch et al.) on the same CoPdPt particle, as reported by Liao et al.
     "busch2026/CoPdPt": {
         (5.6e4, "Co"): (45.7, 98.0), (5.6e4, "Pd"): (52.7, 79.0), (5.6e4, "Pt"): (76.2, 49.0),
@@ -41,10 +47,19 @@ PUBLISHED: dict[str, dict[tuple[float, str], tuple[float, float | None]]] = {
 }
 
 
-def published(reference: str, dose: float, element: str):
-    """Published (rate %, precision pm) or ``None``; doses match within 1 %."""
+def published(reference: str, dose: float, element: str, method: str | None = None):
+    """Published (rate %, precision pm) or ``None``; doses match within 1 %.  A reference with per-method rows
+    (keys ``(dose, element, method)``) answers only for a ``method`` it names.
+
+    >>> published("liao2026/CoPdPt", 1.7e4, "Co")
+    (95.1, 29.0)
+    >>> ref = "liao2026/CoPdPt-angles"
+    >>> published(ref, 1.7e4, "Co", "liao2026-robust"), published(ref, 1.7e4, "Co")
+    ((94.8, None), None)
+    """
     table = PUBLISHED.get(reference, {})
-    for (d, e), v in table.items():
-        if e == element and abs(d - dose) <= 0.01 * d:
+    for key, v in table.items():
+        d, e, m = (*key, None) if len(key) == 2 else key
+        if e == element and abs(d - dose) <= 0.01 * d and (m is None or m == method):
             return v
     return None

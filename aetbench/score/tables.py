@@ -22,7 +22,7 @@ def with_published(scores: pd.DataFrame) -> pd.DataFrame:
     df = df[[_belongs(r, m) for r, m in zip(df["reference"].astype(str), df["method"].astype(str))]]
     if df.empty:
         return pd.DataFrame()
-    pub = [published(r, d, e) for r, d, e in zip(df["reference"], df["dose"], df["element"])]
+    pub = [published(r, d, e, m) for r, d, e, m in zip(df["reference"], df["dose"], df["element"], df["method"])]
     df["paper_rate_pct"] = [p[0] if p else np.nan for p in pub]
     df["paper_precision_pm"] = [p[1] if p and p[1] is not None else np.nan for p in pub]
     cols = ["structure", "dose", "method", "element", "rate_pct", "paper_rate_pct", "precision_pm",
