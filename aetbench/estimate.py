@@ -144,31 +144,27 @@ def _n_atoms(sc) -> int:
         except Exception:  # noqa: BLE001 - the pipeline reports a bad recipe in its own words
             return 0
     if st.source == "file":
-        try:  # the file is read in full by the run anyway; a model of 10⁴–10⁵ atoms takes well under a second
-            from .io.models import read_model
-            from .scenario import resolve_data_path
-
-            path = resolve_data_path(st.path, sc, "structure.path")
-            return len(read_model(path, elements=st.elements or None, atomic_numbers=not st.elements))
-        except Exception:  # noqa: BLE001 - an unreadable file is reported when the run reads it
-            return 0
+        return _model_atoms(sc, st.path, "structure.path", st.elements)
     return 0
 
 
-def _truth_atoms(inp, sc) -> int:
-    """Atoms of an ``[[input]]`` series' ground truth (its traced model will hold about as many), or 0."""
-    if not inp.truth:
-        return 0
+def _model_atoms(sc, path: str, where: str, elements: str, types: str = "") -> int:
+    """Atoms in a model file of the scenario, or 0 when it cannot be read (the run reports that in its own words).
+    The file is read in full by the run anyway; a model of 10⁴–10⁵ atoms takes well under a second."""
     try:
         from .io.models import read_model
         from .scenario import resolve_data_path
 
-        path = resolve_data_path(inp.truth, sc, "input.truth")
-        return len(read_model(path, elements=inp.truth_elements or None, atomic_numbers=not inp.truth_elements,
-                              types_path=resolve_data_path(inp.truth_types, sc, "input.truth_types")
-                              if inp.truth_types else None))
+        return len(read_model(resolve_data_path(path, sc, where), elements=elements or None,
+                              atomic_numbers=not elements,
+                              types_path=resolve_data_path(types, sc, f"{where}_types") if types else None))
     except Exception:  # noqa: BLE001 - an unreadable file is reported when the run reads it
         return 0
+
+
+def _truth_atoms(inp, sc) -> int:
+    """Atoms of an ``[[input]]`` series' ground truth (its traced model will hold about as many), or 0."""
+    return _model_atoms(sc, inp.truth, "input.truth", inp.truth_elements, inp.truth_types) if inp.truth else 0
 
 
 def _general_euler(sc, method) -> bool:
