@@ -488,6 +488,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     from .report.markdown import write_report
     from .score import score, score_details, spread_warning
     from .score.bound import bound_columns
+    from .score.geometry import geometry_record, geometry_rows
 
     progress = progress_enabled(quiet)
     from .reconstruct.gpu import set_default_device
@@ -501,7 +502,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     misses: dict[str, int] = {"results": 0}
     methods = scenario_methods(sc)
 
-    rows, details, stage_rows, limits, ref_rows = [], {}, [], {}, []
+    rows, details, stage_rows, limits, ref_rows, geo_rows = [], {}, [], {}, [], []
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
@@ -529,12 +530,17 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             seconds["compile"] = clock.total - c0  # numba compilation inside the stages (first use of a kernel)
             traced = res.traced
             vmeta = {k: v for k, v in res.volume.metadata.items() if k in ("r_factor",)}
+            geo = geometry_record(ts, res.preprocessed, res.records)  # simulated errors: what the method found
+            if geo is not None:
+                vmeta["geometry"] = geo
             if case.measured is not None:
                 vmeta["ncc_reference"] = case.measured.volume_ncc(res.volume)
             _save_traced(rpath, rkey, traced, seconds, vmeta)
             if save_volumes:
                 res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
+        if vmeta.get("geometry"):
+            geo_rows += geometry_rows(case.structure, case.dose, mname, vmeta["geometry"])
         if case.measured is not None:  # support, then agreement with the reference model (aetbench.measured)
             from .measured import apply_support, evaluate
 
@@ -581,8 +587,12 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     _write_scores(out, rows)
     with atomic_write_path(out / "stage_seconds.csv") as tmp:
         pd.DataFrame(stage_rows).to_csv(tmp, index=False)
+    geometry = pd.DataFrame(geo_rows)
+    if geo_rows:
+        with atomic_write_path(out / "geometry.csv") as tmp:
+            geometry.to_csv(tmp, index=False, float_format="%.6g")
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
-                 pd.DataFrame(stage_rows), details, warnings=warnings)
+                 pd.DataFrame(stage_rows), details, warnings=warnings, geometry=geometry)
     if any(ref_rows):
         from .report.reference import append_reference_section
 

@@ -183,3 +183,16 @@ def run_gpu_check(code: str, timeout: int = 300) -> str:
 
 def test_gpu_projector_matches_cpu_and_is_adjoint():
     assert "ok" in run_gpu_check(_GPU_CHECK)
+
+
+def test_gpu_build_restores_numpy_aliases_numba_cuda_needs(monkeypatch):
+    """NumPy 2.5 dropped np.row_stack, which numba-cuda registers at its first kernel compile (seen on an H200
+    image): the GPU backend puts the alias back (to np.vstack) only where NumPy lacks it."""
+    from aetbench.reconstruct import gpu
+
+    monkeypatch.delitem(np.__dict__, "row_stack", raising=False)
+    gpu._numpy_names_for_numba_cuda()
+    assert np.row_stack is np.vstack
+    keep = np.isin
+    gpu._numpy_names_for_numba_cuda()
+    assert np.isin is keep and np.row_stack is np.vstack

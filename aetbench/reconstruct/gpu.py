@@ -68,12 +68,24 @@ def _require():
     return _build()
 
 
+def _numpy_names_for_numba_cuda() -> None:
+    """Give NumPy back the aliases that NumPy 2.5 removed and numba-cuda still registers at its first kernel
+    compile (``np.row_stack``: on an H200 image with numba-cuda 0.x and NumPy 2.5.2 every kernel compile failed
+    with ``AttributeError: module 'numpy' has no attribute 'row_stack'``).  Each alias is set only where NumPy
+    lacks it, to the function it was an alias of."""
+    for old, new in (("row_stack", "vstack"), ("in1d", "isin"), ("trapz", "trapezoid")):
+        if old not in np.__dict__ and hasattr(np, new):
+            setattr(np, old, getattr(np, new))
+
+
 def _build():
     """Compile (once) and return the kernels as a namespace."""
     global _kernels, cuda
     if _kernels is not None:
         return _kernels
     from types import SimpleNamespace
+
+    _numpy_names_for_numba_cuda()
 
     from numba import cuda  # a module global: numba's simulator swaps the ``cuda`` the kernels see
 

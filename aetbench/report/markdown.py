@@ -38,12 +38,13 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
 
 
 def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict,
-                 warnings: list[str] | None = None) -> Path:
+                 warnings: list[str] | None = None, geometry: pd.DataFrame | None = None) -> Path:
     """Write ``report.md`` and the figures into ``out``; returns the report path.
 
     ``warnings`` (one line each, e.g. from :func:`aetbench.preprocess.checks.check_tilt_series_data` or
     :func:`aetbench.score.spread_warning`) head the report under a "Warnings" heading, above every table, so they
-    cannot be missed.
+    cannot be missed.  ``geometry`` (:func:`aetbench.score.geometry.geometry_rows`) adds the projection
+    geometry each method recovered against the simulated truth.
     """
     from .plots import plot_error_histogram, plot_model_vs_truth, plot_rate_precision
 
@@ -83,6 +84,13 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
                 png = f"rate_precision_{protocol}.png"
                 plot_rate_precision(scores, out / png, protocol=protocol)
                 figures.append(png)
+    if geometry is not None and not geometry.empty:
+        parts.append("\n## Projection geometry against the simulated truth\n\nRMS error of the Euler angles "
+                     "[deg] and of the drift [Å, per axis] over the projections: `nominal` is what the method was "
+                     "given (the measured angles, no drift correction), `found` what it used after alignment and "
+                     "angle refinement. Common phi and theta offsets (a turned object) and shifts a 3-D "
+                     "translation explains are gauges, removed first (aetbench.score.geometry).\n\n"
+                     + markdown_table(geometry, "{:.3f}"))
     if not stages.empty:
         parts.append("\n## Seconds per stage\n\n`seconds` / `method_s` is the method alone; `load_s` the tilt series "
                      "(simulated or read from the cache) and `compile_s` numba's compilation are apart from it. "
@@ -105,6 +113,8 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
     if figures:
         parts.append("\n## Figures\n\n" + "\n".join(f"![{f}]({f})" for f in dict.fromkeys(figures)) + "\n")
     parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz)"
+                 + (", `geometry.csv` (projection geometry against the truth)"
+                    if geometry is not None and not geometry.empty else "")
                  + (", `rings.csv` (ring statistics per cell)" if ring_parts else "") + ".\n")
     path = out / "report.md"
     atomic_write_text(path, "".join(parts))
