@@ -39,6 +39,8 @@ import numpy as np
 __all__ = [
     "rotation_matrix",
     "rotation_matrices",
+    "euler_angles",
+    "rotation_gauges",
     "object_to_beam",
     "beam_to_object",
     "centre_index",
@@ -90,6 +92,65 @@ def rotation_matrices(angles_deg) -> np.ndarray:
     if angles.shape[-1] != 3:
         raise ValueError(f"Euler angles must have shape (n, 3) as (phi, theta, psi) in degrees, got {angles.shape}")
     return np.stack([rotation_matrix(*a) for a in angles])
+
+
+def euler_angles(R, near=None) -> np.ndarray:
+    """Inverse of :func:`rotation_matrices`: Euler angles (n, 3) as (phi, theta, psi) [deg] of rotation
+    matrices ``R`` (n, 3, 3) or (3, 3).
+
+    Every rotation has two such triples, ``(phi, theta, psi)`` and ``(phi + 180, 180 − theta, psi + 180)``;
+    without ``near`` the one with theta in [−90°, 90°] is returned, with ``near`` (n, 3) [deg] the one closer to
+    it, each angle wrapped to within 180° of ``near`` (tilt series run to 177°).  At theta = ±90° phi and psi
+    turn about one axis; their sum or difference is returned with psi = 0.
+    """
+    M = np.swapaxes(np.atleast_3d(np.asarray(R, dtype=float)).reshape(-1, 3, 3), 1, 2)  # R_z R_y R_x
+    theta = np.arcsin(np.clip(-M[:, 2, 0], -1.0, 1.0))
+    lock = np.abs(np.cos(theta)) < 1e-9
+    phi = np.where(lock, np.arctan2(-M[:, 0, 1], M[:, 1, 1]), np.arctan2(M[:, 1, 0], M[:, 0, 0]))
+    psi = np.where(lock, 0.0, np.arctan2(M[:, 2, 1], M[:, 2, 2]))
+    out = np.rad2deg(np.stack([phi, theta, psi], axis=1))
+    if near is None:
+        return out
+    ref = np.asarray(near, dtype=float).reshape(out.shape)
+    cands = [out, out * [1, -1, 1] + [180.0, 180.0, 180.0]]
+    cands = [ref + (c - ref + 180.0) % 360.0 - 180.0 for c in cands]
+    far = [np.abs(c - ref).sum(axis=1) for c in cands]
+    return np.where((far[1] < far[0])[:, None], cands[1], cands[0])
+
+
+def rotation_gauges(angles_deg, h_deg: float = 1e-3) -> np.ndarray:
+    """The three directions of Euler-angle change that turn the whole object, shape (3n, 3).
+
+    Column ``i`` holds, for every projection ``k``, the change of (phi, theta, psi) [deg per radian] that
+    equals an infinitesimal rotation of the object about its axis ``i`` (``R_k → R_k (I + [e_i]×)``),
+    flattened as ``(n, 3)``.  No tilt series can fix these directions (a turned object fits as well), so a fit
+    of per-projection angles projects them out and a comparison with true angles removes them.  About z the
+    column is a common phi offset; about y, for small phi, a common theta offset; about x, a theta-dependent
+    mix of phi and psi.
+
+    Parameters
+    ----------
+    angles_deg : array (n, 3)
+        Euler angles (phi, theta, psi) [deg] at which to linearise.
+    h_deg : float
+        Central-difference step of the rotation matrices' derivatives [deg].
+    """
+    a = np.atleast_2d(np.asarray(angles_deg, dtype=float))
+    n = a.shape[0]
+    R = rotation_matrices(a)
+    dR = np.stack([(rotation_matrices(a + h_deg * e) - rotation_matrices(a - h_deg * e)) / (2.0 * h_deg)
+                   for e in np.eye(3)], axis=-1).reshape(n, 9, 3)  # (n, 9 matrix entries, 3 angles)
+    skew = np.array([[[0, 0, 0], [0, 0, -1], [0, 1, 0]], [[0, 0, 1], [0, 0, 0], [-1, 0, 0]],
+                     [[0, -1, 0], [1, 0, 0], [0, 0, 0]]], dtype=float)
+    out = np.empty((n, 3, 3))
+    for i in range(2):
+        target = (R @ skew[i]).reshape(n, 9)
+        for k in range(n):
+            out[k, :, i] = np.linalg.lstsq(dR[k], target[k], rcond=1e-6)[0]  # min-norm at the lock
+    # about z exactly a common phi offset, R(phi + c) = R R_z(c)ᵀ, at every theta; the least-squares solution
+    # would split it between phi and psi at the gimbal lock (theta = ±90°)
+    out[:, :, 2] = [-np.rad2deg(1.0), 0.0, 0.0]
+    return out.reshape(3 * n, 3)
 
 
 def object_to_beam(positions, angles_deg, centre=(0.0, 0.0, 0.0)) -> np.ndarray:

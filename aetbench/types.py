@@ -288,11 +288,15 @@ class TracedModel:
         Integrated intensity around each peak (volume units × voxels).
     features : dict of str → ndarray
         Further per-atom features (peak height, fit residual …), each (N,).
+    metadata : dict
+        What the stage that made it found beyond the atoms (e.g. a refinement's
+        ``refined_angles`` [deg] and ``refined_shifts_px``); JSON-ready values.
     """
 
     model: AtomicModel
     intensity: np.ndarray
     features: dict[str, np.ndarray] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.model)

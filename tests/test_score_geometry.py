@@ -6,20 +6,35 @@ import pytest
 
 from aetbench import geometry as geo
 from aetbench.errors import AetbenchError
-from aetbench.score.geometry import angle_errors_deg, geometry_record, geometry_rows, shift_errors_A
+from aetbench.score.geometry import angle_errors_deg, geometry_record, rotation_errors_deg, geometry_rows, shift_errors_A
 from aetbench.types import TiltSeries
 
 TRUE = np.stack([np.zeros(30), np.arange(30) * 6.0 - 87.0, np.zeros(30)], axis=1)
 
 
-def test_angle_errors_remove_common_phi_theta_but_not_psi():
+def test_angle_errors_remove_a_rotation_of_the_whole_object():
+    from scipy.spatial.transform import Rotation
+
     rng = np.random.default_rng(0)
     e = rng.normal(0, [0.1, 0.2, 0.3], (30, 3))
-    found = TRUE + e + [1.0, -2.0, 0.0]              # a turned object on top of the per-projection errors
-    got = angle_errors_deg(found, TRUE)
-    want = np.sqrt(((e - [e[:, 0].mean(), e[:, 1].mean(), 0.0]) ** 2).mean(axis=0))
-    assert np.allclose(got, want)
-    assert angle_errors_deg(TRUE + [0, 0, 0.5], TRUE)[2] == pytest.approx(0.5)   # a common psi is an error
+    Q = Rotation.from_rotvec(np.deg2rad([0.04, -0.03, 0.05])).as_matrix()  # a turned object: no information
+    true = TRUE + [0.0, 90.0, 0.0]                                          # theta 3..177 deg, as in the paper
+    turned = geo.euler_angles(geo.rotation_matrices(true) @ Q, near=true)
+    assert np.abs(turned - true).max() > 0.03
+    assert np.all(angle_errors_deg(turned, true) < 0.002)                  # removed to first order
+    assert rotation_errors_deg(turned, true) < 0.002 and rotation_errors_deg(true + e, true) > 0.1
+    got = angle_errors_deg(true + e, true)
+    assert np.allclose(got, np.sqrt((e ** 2).mean(axis=0)), rtol=0.1)     # 3 of 90 degrees of freedom removed
+    assert angle_errors_deg(true + [0, 0, 0.5], true)[2] > 0.05             # a common psi is not a gauge
+
+
+def test_euler_angles_invert_rotation_matrices_on_both_branches():
+    rng = np.random.default_rng(2)
+    a = np.stack([rng.uniform(-5, 5, 50), rng.uniform(-89, 179, 50), rng.uniform(-5, 5, 50)], axis=1)
+    assert np.allclose(geo.euler_angles(geo.rotation_matrices(a), near=a), a, atol=1e-9)
+    b = geo.euler_angles(geo.rotation_matrices(a))
+    assert np.all(np.abs(b[:, 1]) <= 90) and np.allclose(geo.rotation_matrices(b), geo.rotation_matrices(a))
+    assert np.linalg.matrix_rank(geo.rotation_gauges(a)) == 3
 
 
 def test_shift_errors_remove_an_object_translation():
@@ -50,4 +65,4 @@ def test_record_only_with_a_truth_and_rows_nominal_then_found():
     rows = geometry_rows("s", 1e4, "m", rec)
     assert [r["geometry"] for r in rows] == ["nominal", "found"]
     assert rows[0]["theta_rms_deg"] == pytest.approx(0.3) and rows[1]["theta_rms_deg"] == pytest.approx(0.0)
-    assert rows[1]["shift_rms_A"] == 0.0
+    assert rows[1]["shift_rms_A"] == 0.0 and rows[1]["rotation_rms_deg"] < 1e-6 < rows[0]["rotation_rms_deg"]

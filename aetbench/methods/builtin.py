@@ -57,14 +57,17 @@ BUILTIN: dict[str, Method] = {
     "liao2026-robust": Method(
         "liao2026-robust", "liao2026 for data with experimental errors: denoising, background, normalisation, "
                            "alignment (centre of mass + projection matching), RESIRE with per-projection "
-                           "angle and shift refinement, tracing, k-means, position refinement",
+                           "angle and shift refinement, tracing, k-means, refinement of the atoms jointly with "
+                           "every projection's angles and shift against the projections",
         (_denoise, _background,
          Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {"window": "support", "beam_current": True}),
          Step("preprocess", f"{_PRE}.align:align_projections", {"rounds": 5, "iterations": 10}),
          Step("reconstruct", f"{_REC}.angles:resire_refine_angles",
               {"iterations": 200, "step": 1.0, "refine_after": 60, "refine_every": 20, "rounds": 3,
                "half_set_rounds": 2}),
-         _trace(), _classify(), _refine)),
+         _trace(), _classify(),
+         Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 200,
+                                                          "refine_geometry": True}))),
     "liao2026-pty": Method(
         "liao2026-pty", "Liao et al. 2026 on ptychographic phase projections (pAET): normalisation, RESIRE, "
                         "sub-voxel peak tracing at oxide bond lengths (≥ 1.2 Å apart), multi-step k-means, position "

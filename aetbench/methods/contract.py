@@ -278,12 +278,30 @@ def _adapt_refine(fn: Callable) -> Callable:
     return by_signature(fn, {"raw": StageContext.scaled_raw, "measured": StageContext.measured})
 
 
+def _settle_refine(ctx: StageContext) -> None:
+    """A refinement that also fitted the projection geometry (``refined_angles`` / ``refined_shifts_px`` in the
+    traced model's metadata) updates the records and the series' angles and applied shifts, as a reconstruction
+    that refines angles does (the shifts add to those already applied)."""
+    meta = getattr(ctx.traced, "metadata", None) or {}
+    ts = ctx.series
+    if "refined_angles" in meta:
+        ctx.records["refined_angles"] = meta["refined_angles"]
+        ts = replace(ts, angles=np.asarray(meta["refined_angles"], dtype=float))
+    if "refined_shifts_px" in meta:
+        extra = np.asarray(meta["refined_shifts_px"], dtype=float)
+        before = np.asarray(ctx.records.get("refined_shifts_px", np.zeros_like(extra)), dtype=float)
+        ctx.records["refined_shifts_px"] = (before + extra).tolist()
+        total = extra + np.asarray(ts.metadata.get("align_shifts_px", np.zeros_like(extra)), dtype=float)
+        ts = replace(ts, metadata={**ts.metadata, "align_shifts_px": total.tolist()})
+    ctx.series = ts
+
+
 for _k in (StageKind("preprocess", "series", "series", settle=_record_series),
            StageKind("reconstruct", "series", "volume", adapt=_adapt_reconstruct, settle=_settle_reconstruct,
                      extra_params=("extended",)),
            StageKind("trace", "volume", "traced"),
            StageKind("classify", "traced", "traced"),
-           StageKind("refine", "traced", "traced", adapt=_adapt_refine)):
+           StageKind("refine", "traced", "traced", adapt=_adapt_refine, settle=_settle_refine)):
     register_stage_kind(_k)
 
 

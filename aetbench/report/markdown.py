@@ -89,7 +89,9 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
                      "[deg] and of the drift [Å, per axis] over the projections: `nominal` is what the method was "
                      "given (the measured angles, no drift correction), `found` what it used after alignment and "
                      "angle refinement. Common phi and theta offsets (a turned object) and shifts a 3-D "
-                     "translation explains are gauges, removed first (aetbench.score.geometry).\n\n"
+                     "translation explains are gauges, removed first (aetbench.score.geometry). `rotation_rms_deg` is the "
+                     "rms angle between found and true orientation, defined also at theta = ±90°, where phi and "
+                     "psi turn about one axis and only their sum or difference can be found.\n\n"
                      + markdown_table(geometry, "{:.3f}"))
     if not stages.empty:
         parts.append("\n## Seconds per stage\n\n`seconds` / `method_s` is the method alone; `load_s` the tilt series "

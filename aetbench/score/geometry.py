@@ -6,8 +6,12 @@ method that aligns or refines angles records what it found (``refined_angles`` [
 the images, ``align_shifts_px``).  This module compares both the nominal and the found geometry with the truth,
 up to the gauges no tomographic data can fix:
 
-* a common offset of phi or of theta over all projections turns the object (about z, about y): it is removed
-  (the mean error of each over the series is subtracted) before the rms is taken; psi has no such gauge;
+* a rotation of the whole object (``R_k → R_k Q`` for every projection; about z a common phi offset, about y at
+  small phi a common theta offset, about x a theta-dependent mix of phi and psi,
+  :func:`aetbench.geometry.rotation_gauges`) fits the data as well: the angle errors' component along these
+  three directions (linearised at the true angles, a least-squares fit) is removed first.  Euler angles, not
+  rotation matrices, are compared, because near theta = 90° a tiny rotation moves phi and psi far (gimbal
+  lock); the linear removal stays well-conditioned there;
 * a 3-D translation of the object moves every projection by ``(R_k t)_{x,y}``: the part of the shift errors it
   explains is removed (:func:`aetbench.preprocess.align.remove_translation`).
 
@@ -18,7 +22,7 @@ Examples
 >>> import numpy as np
 >>> true = np.stack([np.zeros(5), np.arange(5) * 30.0, np.zeros(5)], axis=1)
 >>> found = true + [0.2, 0.5, 0.0]          # a common phi and theta offset: a rotated object, no error
->>> [round(float(v), 9) for v in angle_errors_deg(found, true)]
+>>> [round(float(v), 6) for v in angle_errors_deg(found, true)]
 [0.0, 0.0, 0.0]
 """
 from __future__ import annotations
@@ -27,10 +31,10 @@ import numpy as np
 
 from ..errors import AetbenchError
 
-__all__ = ["angle_errors_deg", "shift_errors_A", "geometry_record", "geometry_rows", "GEOMETRY_COLUMNS"]
+__all__ = ["angle_errors_deg", "rotation_errors_deg", "shift_errors_A", "geometry_record", "geometry_rows", "GEOMETRY_COLUMNS"]
 
 GEOMETRY_COLUMNS = ("structure", "dose", "method", "geometry", "phi_rms_deg", "theta_rms_deg", "psi_rms_deg",
-                    "shift_rms_A")
+                    "rotation_rms_deg", "shift_rms_A")
 
 
 def _angles(a, n: int | None, name: str) -> np.ndarray:
@@ -42,7 +46,7 @@ def _angles(a, n: int | None, name: str) -> np.ndarray:
 
 
 def angle_errors_deg(angles_deg, true_deg) -> np.ndarray:
-    """RMS error [deg] of (phi, theta, psi) over the projections after removing the common phi and theta offsets.
+    """RMS error [deg] of (phi, theta, psi) over the projections, up to a rotation of the whole object.
 
     Parameters
     ----------
@@ -54,10 +58,31 @@ def angle_errors_deg(angles_deg, true_deg) -> np.ndarray:
     ndarray (3,)
         RMS of phi, theta and psi errors [deg].
     """
+    from .. import geometry
+
+    return np.sqrt((_residuals(angles_deg, true_deg) ** 2).mean(axis=0))
+
+
+def _residuals(angles_deg, true_deg) -> np.ndarray:
+    """Euler-angle errors (n, 3) [deg] without their component along the object-rotation gauges."""
+    from .. import geometry
+
     t = _angles(true_deg, None, "true angles")
-    d = _angles(angles_deg, t.shape[0], "angles") - t
-    d[:, :2] -= d[:, :2].mean(axis=0)
-    return np.sqrt((d ** 2).mean(axis=0))
+    d = ((_angles(angles_deg, t.shape[0], "angles") - t + 180.0) % 360.0 - 180.0).ravel()
+    G = geometry.rotation_gauges(t)
+    return (d - G @ np.linalg.lstsq(G, d, rcond=None)[0]).reshape(t.shape)
+
+
+def rotation_errors_deg(angles_deg, true_deg) -> float:
+    """RMS over the projections of the angle [deg] of the rotation between found and true orientation, up to a
+    rotation of the whole object.  Unlike the Euler angles it is well defined at the gimbal lock (theta = ±90°),
+    where phi + psi (or phi − psi) does not change the orientation and no data can fix it."""
+    from .. import geometry
+
+    t = _angles(true_deg, None, "true angles")
+    Rf = geometry.rotation_matrices(t + _residuals(angles_deg, t))
+    c = (np.einsum("kij,kij->k", Rf, geometry.rotation_matrices(t)) - 1.0) / 2.0
+    return float(np.sqrt((np.rad2deg(np.arccos(np.clip(c, -1.0, 1.0))) ** 2).mean()))
 
 
 def shift_errors_A(found_A, true_A, true_deg, pixel_size_A: float) -> float:
@@ -111,5 +136,6 @@ def geometry_rows(structure: str, dose: float, method: str, rec: dict) -> list[d
         a = angle_errors_deg(ang, true)
         rows.append({"structure": structure, "dose": dose, "method": method, "geometry": label,
                      "phi_rms_deg": float(a[0]), "theta_rms_deg": float(a[1]), "psi_rms_deg": float(a[2]),
+                     "rotation_rms_deg": rotation_errors_deg(ang, true),
                      "shift_rms_A": shift_errors_A(sh, rec["true_shifts_A"], true, px)})
     return rows

@@ -159,7 +159,8 @@ def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float
 def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries, *, raw: TiltSeries | None = None,
                      measured: TiltSeries | None = None, data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
                      max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
-                     prune_rounds: int = 2, min_gain_fraction: float = 0.0) -> TracedModel:
+                     prune_rounds: int = 2, min_gain_fraction: float = 0.0, refine_geometry: bool = False,
+                     max_angle_deg: float = 1.0, max_geometry_shift_px: float = 1.0) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
 
     Parameters
@@ -201,6 +202,17 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     min_gain_fraction : float
         With pruning, also drop atoms whose removal costs less than this
         fraction of the median cost for their element (weak, spurious peaks).
+    refine_geometry : bool
+        Also fit every projection's Euler angles (phi, theta, psi) and in-plane
+        shift, jointly with the atoms (a bundle adjustment): the traced model is
+        a far sharper reference than a voxel volume, so angles come out close to
+        what the data allow.  Angle changes that turn the whole object and shifts
+        that a 3-D translation explains are gauges and kept at their start.  The result's
+        ``metadata`` then holds ``refined_angles`` (n, 3) [deg] and
+        ``refined_shifts_px`` (n, 2) (the further shift to apply to the images,
+        the convention of :func:`aetbench.reconstruct.angles.resire_refine_angles`).
+    max_angle_deg, max_geometry_shift_px : float
+        Bounds on the change of each angle [deg] and shift [pixels] (with ``refine_geometry``).
 
     Returns
     -------
@@ -235,8 +247,15 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     R = geometry.rotation_matrices(ts.angles)
     pix = ts.pixel_size
     keep = np.ones(len(pos0), bool)
-    p, a, s, gain = _fit(b, R, pix, pos0, inv, len(species), sigma_A / pix, fit_width, iterations, max_shift_A,
-                         tolerance)
+    geom = None
+    if refine_geometry:
+        if not (max_angle_deg > 0 and max_geometry_shift_px > 0):
+            raise AetbenchError("refine: max_angle_deg > 0 deg and max_geometry_shift_px > 0 px expected "
+                                "with refine_geometry")
+        geom = {"angles": np.asarray(ts.angles, float), "max_angle_deg": float(max_angle_deg),
+                "max_shift_px": float(max_geometry_shift_px)}
+    p, a, s, gain, found = _fit(b, R, pix, pos0, inv, len(species), sigma_A / pix, fit_width, iterations,
+                                max_shift_A, tolerance, geom=geom)
     dropped = 0
     for _ in range(int(prune_rounds)):
         drop = _to_drop(p, gain, prune_distance_A, inv[keep], min_gain_fraction) if prune_distance_A > 0 \
@@ -246,8 +265,10 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         idx = np.flatnonzero(keep)
         keep[idx[drop]] = False
         dropped += int(drop.sum())
-        p, a, s, gain = _fit(b, R, pix, p[~drop], inv[keep], len(species), s, fit_width, iterations, max_shift_A,
-                             tolerance, a0=a)
+        if geom is not None:
+            geom = {**geom, "z": found["z"]}
+        p, a, s, gain, found = _fit(b, R, pix, p[~drop], inv[keep], len(species), s, fit_width, iterations,
+                                    max_shift_A, tolerance, a0=a, geom=geom)
     positions = traced.model.positions.copy()
     sel = np.flatnonzero(atoms)
     positions[sel[keep]] = p
@@ -267,7 +288,11 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     feats["refine_amplitude"] = amp_atom
     feats["refine_gain"] = gain_atom
     model = AtomicModel(positions, new_labels, name=traced.model.name)
-    return TracedModel(model, traced.intensity, feats)
+    meta = dict(traced.metadata)
+    if found is not None:
+        meta["refined_angles"] = found["angles"].tolist()
+        meta["refined_shifts_px"] = (-found["shifts_px"]).tolist()  # the model moved by +s: the images by −s
+    return TracedModel(model, traced.intensity, feats, meta)
 
 
 def _to_drop(p, gain, distance, inv, min_gain_fraction):
@@ -291,11 +316,25 @@ def _to_drop(p, gain, distance, inv, min_gain_fraction):
     return drop
 
 
-def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, tolerance, a0=None):
+def _geometry_gauges(angles_deg):
+    """Projector onto the per-projection shifts [px] (flattened (2n,)) that no 3-D translation of the object
+    explains (a translation ``t`` moves projection ``k`` by ``(R_k t)_{x,y}``): ``P = I − A A⁺``."""
+    A = geometry.rotation_matrices(angles_deg)[:, :2, :].reshape(-1, 3)
+    return np.eye(A.shape[0]) - A @ np.linalg.pinv(A)
+
+
+def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, tolerance, a0=None, geom=None):
     """L-BFGS fit of positions [Å], per-element amplitudes and widths [px] to images ``b``.
 
-    Returns positions, amplitudes (ne,), widths (ne,) [px] and, per atom, the *gain*: how much the
-    misfit ½Σ(model − b)² would grow if the atom were removed (image units²; ≤ 0 = spurious).
+    ``geom`` (optional) also fits each projection's Euler angles and in-plane shift: a dict with ``angles``
+    (n, 3) [deg] the starting angles, ``max_angle_deg`` / ``max_shift_px`` the bounds of the change, and
+    optionally ``z`` (a previous fit's geometry parameters, to continue from).  The gauges (angle changes that
+    turn the whole object, :func:`aetbench.geometry.rotation_gauges`; shifts a 3-D translation explains) are
+    projected out of the parameters, so the fit cannot drift along them.
+
+    Returns positions, amplitudes (ne,), widths (ne,) [px], per atom the *gain* (how much the misfit
+    ½Σ(model − b)² would grow if the atom were removed; image units²; ≤ 0 = spurious) and, with ``geom``, a dict
+    ``angles`` (n, 3) [deg], ``shifts_px`` (n, 2) (the model moved by +shift) and ``z`` (else ``None``).
     """
     from scipy.optimize import minimize
 
@@ -316,12 +355,36 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
         del B, basis
     a0 = np.asarray(a0, float)
 
-    # parameter vector: positions (na*3, Å), ln(a_e / a0_e), ln(s_e / s0_e)
+    # parameter vector: positions (na*3, Å), ln(a_e / a0_e), ln(s_e / s0_e)[, angle changes (n*3, deg),
+    # shift changes (n*2, px)]
+    nw = ne if fit_width else 0
+    ng = 5 * n if geom is not None else 0
+    off = 3 * na + ne + nw
+    if geom is not None:
+        ang0 = np.asarray(geom["angles"], float)
+        h = 1e-3  # deg: central differences of the rotation matrices (exact to ~1e-9 relative)
+        steps = np.eye(3) * h
+        P = _geometry_gauges(ang0)
+        Qg = np.linalg.qr(geometry.rotation_gauges(ang0))[0]
+        C = np.eye(3 * n) - Qg @ Qg.T  # angle changes that do not just turn the whole object
+        # a weak ridge keeps what the data hardly fix (phi ± psi near the gimbal lock at theta = ±90°) at the
+        # start: 1e-3 of the median curvature of the misfit in theta, from the start model (Gauss–Newton,
+        # ∫|∇g|² = a² / (8π s⁴) for a 2-D Gaussian of integral a and width s [px])
+        Rt = (geometry.rotation_matrices(ang0 + steps[1]) - geometry.rotation_matrices(ang0 - steps[1])) / (2 * h)
+        du = np.einsum("kij,aj->kai", Rt[:, :2, :], pos0) / pix          # (n, na, 2) px per deg
+        curv = ((du ** 2).sum(-1) * (a0[inv] ** 2 / (8 * np.pi * s0[inv] ** 4))[None, :]).sum(1)
+        ridge = 1e-3 * float(np.median(curv))
+
     def unpack(x):
         p = x[: 3 * na].reshape(na, 3)
         a = a0 * np.exp(x[3 * na: 3 * na + ne])
-        s = s0 * np.exp(x[3 * na + ne:]) if fit_width else s0
+        s = s0 * np.exp(x[3 * na + ne: off]) if fit_width else s0
         return p, a, s
+
+    def unpack_geom(x):
+        d = (C @ x[off: off + 3 * n]).reshape(n, 3)  # gauge: a rotation of the whole object
+        sh = (P @ x[off + 3 * n:]).reshape(n, 2)
+        return d, sh
 
     resid = np.empty_like(b)
     gu = np.empty((n, na))
@@ -330,21 +393,43 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
 
     def fun(x):
         p, a, s = unpack(x)
-        u, v = _beam_uv(p, R, pix, mx, my)
+        Rk = R
+        if geom is not None:
+            d, sh = unpack_geom(x)
+            Rk = geometry.rotation_matrices(ang0 + d)
+        u, v = _beam_uv(p, Rk, pix, mx, my)
+        if geom is not None:
+            u += sh[:, 0:1]
+            v += sh[:, 1:2]
         resid[:] = 0.0
         _render(u, v, a[inv], s[inv], resid)
         np.subtract(resid, b, out=resid)
         f = 0.5 * float((resid ** 2).sum()) * scale
         _gradients(u, v, a[inv], s[inv], resid, gu, gv, ga, gs)
         # chain rule: u = (R p)_x / pix + c
-        gp = (gu.T @ R[:, 0, :] + gv.T @ R[:, 1, :]) / pix
+        gp = (gu.T @ Rk[:, 0, :] + gv.T @ Rk[:, 1, :]) / pix
         g = [gp.ravel(), np.bincount(inv, weights=(ga.sum(0) * a[inv]), minlength=ne)]
         if fit_width:
             g.append(np.bincount(inv, weights=gs.sum(0), minlength=ne))
+        if geom is not None:
+            GPu, GPv = gu @ p, gv @ p  # (n, 3): Σ_j ∂f/∂u_kj p_j
+            gd = np.empty((n, 3))
+            for m in range(3):
+                dR = (geometry.rotation_matrices(ang0 + d + steps[m])
+                      - geometry.rotation_matrices(ang0 + d - steps[m])) / (2.0 * h)
+                gd[:, m] = ((dR[:, 0, :] * GPu).sum(1) + (dR[:, 1, :] * GPv).sum(1)) / pix
+            f += 0.5 * ridge * float((d ** 2).sum()) * scale
+            gd += ridge * d
+            g += [C @ gd.ravel(), P @ np.stack([gu.sum(1), gv.sum(1)], axis=1).ravel()]  # C, P symmetric
         return f, np.concatenate(g) * scale
 
-    x0 = np.concatenate([pos0.ravel(), np.zeros(ne), np.zeros(ne if fit_width else 0)])
-    bounds = [(c - max_shift_A, c + max_shift_A) for c in pos0.ravel()] + [(-3.0, 3.0)] * (len(x0) - 3 * na)
+    x0 = np.concatenate([pos0.ravel(), np.zeros(ne), np.zeros(nw), np.zeros(ng)])
+    bounds = [(c - max_shift_A, c + max_shift_A) for c in pos0.ravel()] + [(-3.0, 3.0)] * (ne + nw)
+    if geom is not None:
+        if geom.get("z") is not None:
+            x0[off:] = geom["z"]
+        bounds += ([(-geom["max_angle_deg"], geom["max_angle_deg"])] * (3 * n)
+                   + [(-geom["max_shift_px"], geom["max_shift_px"])] * (2 * n))
     res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bounds,
                    options={"maxiter": int(iterations), "ftol": tolerance, "gtol": 1e-12})
     fun(res.x)  # leaves resid and ga at the solution
@@ -352,4 +437,8 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
     aj, sj = a[inv], s[inv]
     # removing atom j changes the misfit by ½Σ(r − a g)² − ½Σr² = ½a²Σg² − aΣ r g, with Σ_pixels g² ≈ 1/(4π s²)
     gain = 0.5 * aj ** 2 * n / (4.0 * np.pi * sj ** 2) - aj * ga.sum(0)
-    return p, a, s, gain
+    found = None
+    if geom is not None:
+        d, sh = unpack_geom(res.x)
+        found = {"angles": ang0 + d, "shifts_px": sh, "z": res.x[off:].copy()}
+    return p, a, s, gain, found
