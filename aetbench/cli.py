@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     lim.add_argument("--cache-dir", default=None, help="cache folder (default: $AETBENCH_CACHE or .cache/aetbench)")
     lim.set_defaults(func=cmd_limits)
 
-    c = sub.add_parser("compare", help="every method over N noise realisations: mean ± 95 % CI, paired differences")
+    c = sub.add_parser("compare", help="every method over N noise realisations: mean ± 95 %% CI, paired differences")
     c.add_argument("scenario", help="scenario TOML file (or a name under scenarios/)")
     c.add_argument("--seeds", type=int, default=5, help="number of noise realisations (default 5)")
     c.add_argument("--vary-structure", action="store_true", help="a new structure per realisation too")
