@@ -263,13 +263,22 @@ def _adapt_reconstruct(fn: Callable) -> Callable:
     return stage
 
 
+def _take_refined_geometry(ctx: StageContext, meta: dict, shift_images: bool) -> None:
+    """Record the angles [deg] and further image shifts [pixels] a stage refined (``refined_angles``,
+    ``refined_shifts_px`` in ``meta``; the shifts add to those recorded before) and hand later stages the
+    series with that geometry (:func:`_with_refined_geometry`)."""
+    if "refined_angles" in meta:
+        ctx.records["refined_angles"] = meta["refined_angles"]
+    if "refined_shifts_px" in meta:
+        extra = np.asarray(meta["refined_shifts_px"], dtype=float)
+        before = np.asarray(ctx.records.get("refined_shifts_px", np.zeros_like(extra)), dtype=float)
+        ctx.records["refined_shifts_px"] = (before + extra).tolist()
+    ctx.series = _with_refined_geometry(ctx.series, meta, shift_images)
+
+
 def _settle_reconstruct(ctx: StageContext) -> None:
-    """Later stages use the geometry the volume was built with (:func:`_with_refined_geometry`)."""
-    meta = ctx.volume.metadata
-    for key in ("refined_angles", "refined_shifts_px"):
-        if key in meta:
-            ctx.records[key] = meta[key]
-    ctx.series = _with_refined_geometry(ctx.series, ctx.volume)
+    """Later stages use the geometry the volume was built with."""
+    _take_refined_geometry(ctx, ctx.volume.metadata, shift_images=True)
 
 
 def _adapt_refine(fn: Callable) -> Callable:
@@ -279,21 +288,9 @@ def _adapt_refine(fn: Callable) -> Callable:
 
 
 def _settle_refine(ctx: StageContext) -> None:
-    """A refinement that also fitted the projection geometry (``refined_angles`` / ``refined_shifts_px`` in the
-    traced model's metadata) updates the records and the series' angles and applied shifts, as a reconstruction
-    that refines angles does (the shifts add to those already applied)."""
-    meta = getattr(ctx.traced, "metadata", None) or {}
-    ts = ctx.series
-    if "refined_angles" in meta:
-        ctx.records["refined_angles"] = meta["refined_angles"]
-        ts = replace(ts, angles=np.asarray(meta["refined_angles"], dtype=float))
-    if "refined_shifts_px" in meta:
-        extra = np.asarray(meta["refined_shifts_px"], dtype=float)
-        before = np.asarray(ctx.records.get("refined_shifts_px", np.zeros_like(extra)), dtype=float)
-        ctx.records["refined_shifts_px"] = (before + extra).tolist()
-        total = extra + np.asarray(ts.metadata.get("align_shifts_px", np.zeros_like(extra)), dtype=float)
-        ts = replace(ts, metadata={**ts.metadata, "align_shifts_px": total.tolist()})
-    ctx.series = ts
+    """A refinement that also fitted the projection geometry (in its traced model's metadata) hands it on as a
+    reconstruction does; the images are not shifted again (no later stage reads them)."""
+    _take_refined_geometry(ctx, getattr(ctx.traced, "metadata", None) or {}, shift_images=False)
 
 
 for _k in (StageKind("preprocess", "series", "series", settle=_record_series),
@@ -456,18 +453,21 @@ class MethodResult:
     records: dict[str, Any] = field(default_factory=dict)
 
 
-def _with_refined_geometry(ts: TiltSeries, volume: Volume) -> TiltSeries:
-    """``ts`` with the angles [deg] and extra shifts [pixels] a reconstruction refined (``refined_angles``,
-    ``refined_shifts_px`` in its metadata), so that later stages use the geometry the volume was built with."""
-    meta = volume.metadata
+def _with_refined_geometry(ts: TiltSeries, meta: dict, shift_images: bool = True) -> TiltSeries:
+    """``ts`` with the angles [deg] and extra shifts [pixels] a stage refined (``refined_angles``,
+    ``refined_shifts_px`` in ``meta``): the shifts are added to ``align_shifts_px`` and, with ``shift_images``,
+    applied to the images, so that later stages use the geometry the volume was built with."""
     if "refined_angles" in meta:
         ts = replace(ts, angles=np.asarray(meta["refined_angles"], dtype=float))
     if "refined_shifts_px" in meta:
-        from ..preprocess.align import shift_images
-
         extra = np.asarray(meta["refined_shifts_px"], dtype=float)
         total = extra + np.asarray(ts.metadata.get("align_shifts_px", np.zeros_like(extra)), dtype=float)
-        ts = ts.with_images(shift_images(ts.images, extra), align_shifts_px=total.tolist())
+        if shift_images:
+            from ..preprocess.align import shift_images as shift
+
+            ts = ts.with_images(shift(ts.images, extra), align_shifts_px=total.tolist())
+        else:
+            ts = replace(ts, metadata={**ts.metadata, "align_shifts_px": total.tolist()})
     return ts
 
 

@@ -58,8 +58,6 @@ def angle_errors_deg(angles_deg, true_deg) -> np.ndarray:
     ndarray (3,)
         RMS of phi, theta and psi errors [deg].
     """
-    from .. import geometry
-
     return np.sqrt((_residuals(angles_deg, true_deg) ** 2).mean(axis=0))
 
 

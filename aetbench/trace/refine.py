@@ -22,7 +22,7 @@ Examples
 >>> from aetbench.types import AtomicModel, TracedModel, TiltSeries
 >>> from aetbench.simulate.linear import simulate_linear
 >>> truth = AtomicModel([[0.3, -0.2, 0.1], [-1.2, 1.0, 0.4]], ["Si", "Si"])
->>> ts = simulate_linear(truth, np.arange(0, 180, 20.0), pixel_size=0.2, shape=(40, 40))
+>>> ts = simulate_linear(truth, np.arange(0, 180, 20.0), pixel_size=0.2, shape=(40, 40), centre=(0, 0, 0))
 >>> start = TracedModel(AtomicModel(truth.positions + 0.08, ["Si", "Si"]), np.ones(2))
 >>> out = refine_positions(start, None, ts)
 >>> bool(np.abs(out.model.positions - truth.positions).max() < 0.01)
@@ -316,13 +316,6 @@ def _to_drop(p, gain, distance, inv, min_gain_fraction):
     return drop
 
 
-def _geometry_gauges(angles_deg):
-    """Projector onto the per-projection shifts [px] (flattened (2n,)) that no 3-D translation of the object
-    explains (a translation ``t`` moves projection ``k`` by ``(R_k t)_{x,y}``): ``P = I − A A⁺``."""
-    A = geometry.rotation_matrices(angles_deg)[:, :2, :].reshape(-1, 3)
-    return np.eye(A.shape[0]) - A @ np.linalg.pinv(A)
-
-
 def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, tolerance, a0=None, geom=None):
     """L-BFGS fit of positions [Å], per-element amplitudes and widths [px] to images ``b``.
 
@@ -361,16 +354,15 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
     ng = 5 * n if geom is not None else 0
     off = 3 * na + ne + nw
     if geom is not None:
+        from ..preprocess.align import remove_translation  # the translation gauge (a symmetric projector)
+
         ang0 = np.asarray(geom["angles"], float)
-        h = 1e-3  # deg: central differences of the rotation matrices (exact to ~1e-9 relative)
-        steps = np.eye(3) * h
-        P = _geometry_gauges(ang0)
         Qg = np.linalg.qr(geometry.rotation_gauges(ang0))[0]
         C = np.eye(3 * n) - Qg @ Qg.T  # angle changes that do not just turn the whole object
         # a weak ridge keeps what the data hardly fix (phi ± psi near the gimbal lock at theta = ±90°) at the
         # start: 1e-3 of the median curvature of the misfit in theta, from the start model (Gauss–Newton,
         # ∫|∇g|² = a² / (8π s⁴) for a 2-D Gaussian of integral a and width s [px])
-        Rt = (geometry.rotation_matrices(ang0 + steps[1]) - geometry.rotation_matrices(ang0 - steps[1])) / (2 * h)
+        Rt = geometry.rotation_derivatives(ang0)[:, 1]
         du = np.einsum("kij,aj->kai", Rt[:, :2, :], pos0) / pix          # (n, na, 2) px per deg
         curv = ((du ** 2).sum(-1) * (a0[inv] ** 2 / (8 * np.pi * s0[inv] ** 4))[None, :]).sum(1)
         ridge = 1e-3 * float(np.median(curv))
@@ -383,7 +375,7 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
 
     def unpack_geom(x):
         d = (C @ x[off: off + 3 * n]).reshape(n, 3)  # gauge: a rotation of the whole object
-        sh = (P @ x[off + 3 * n:]).reshape(n, 2)
+        sh = remove_translation(x[off + 3 * n:].reshape(n, 2), ang0)[0]
         return d, sh
 
     resid = np.empty_like(b)
@@ -413,14 +405,12 @@ def _fit(b, R, pix, pos0, inv, ne, s_init, fit_width, iterations, max_shift_A, t
             g.append(np.bincount(inv, weights=gs.sum(0), minlength=ne))
         if geom is not None:
             GPu, GPv = gu @ p, gv @ p  # (n, 3): Σ_j ∂f/∂u_kj p_j
-            gd = np.empty((n, 3))
-            for m in range(3):
-                dR = (geometry.rotation_matrices(ang0 + d + steps[m])
-                      - geometry.rotation_matrices(ang0 + d - steps[m])) / (2.0 * h)
-                gd[:, m] = ((dR[:, 0, :] * GPu).sum(1) + (dR[:, 1, :] * GPv).sum(1)) / pix
+            dR = geometry.rotation_derivatives(ang0 + d)  # (n, 3 angles, 3, 3)
+            gd = (np.einsum("kmj,kj->km", dR[:, :, 0, :], GPu) + np.einsum("kmj,kj->km", dR[:, :, 1, :], GPv)) / pix
             f += 0.5 * ridge * float((d ** 2).sum()) * scale
             gd += ridge * d
-            g += [C @ gd.ravel(), P @ np.stack([gu.sum(1), gv.sum(1)], axis=1).ravel()]  # C, P symmetric
+            gs_ = remove_translation(np.stack([gu.sum(1), gv.sum(1)], axis=1), ang0)[0]
+            g += [C @ gd.ravel(), gs_.ravel()]  # both gauge projectors are symmetric
         return f, np.concatenate(g) * scale
 
     x0 = np.concatenate([pos0.ravel(), np.zeros(ne), np.zeros(nw), np.zeros(ng)])
