@@ -118,6 +118,12 @@ def test_resire_ordered_subsets_reach_plain_r_factor_in_a_third(atoms_series, at
     assert np.linalg.norm(model.positions[:, None, :] - peaks[None, :, :], axis=2).min(axis=1).max() < 0.1
     with pytest.raises(AetbenchError, match="subsets"):
         resire(ts, iterations=1, accelerate="subsets", subsets=len(ts) + 1)
+    # no subset sweeps = plain RESIRE; the split is checked
+    plain = resire(ts, iterations=3)
+    none = resire(ts, iterations=3, accelerate="subsets", subset_iterations=0)
+    np.testing.assert_allclose(none.data, plain.data, rtol=1e-6, atol=1e-7 * float(plain.data.max()))
+    with pytest.raises(AetbenchError, match="subset_iterations"):
+        resire(ts, iterations=3, accelerate="subsets", subset_iterations=4)
 
 
 def test_resire_in_place_iterations_match_reference(atoms_series):
@@ -220,7 +226,7 @@ vol[1:5, 1:4, 2:5] = rng.random((4, 3, 3))
 ang = np.array([[0.0, -40.0, 0.0], [3.0, 0.0, -2.0], [-2.0, 60.0, 1.0]])
 ts = TiltSeries(forward_project(vol, ang, image_shape=(6, 5)), ang, 0.3)
 for acc in ("none", "nesterov"):
-    c = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="cpu")
+    c = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="cpu", projector="general")
     g = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="gpu")
     np.testing.assert_allclose(g.data, c.data, rtol=1e-5, atol=1e-6 * float(c.data.max()))
     np.testing.assert_allclose(g.metadata["r_factor"], c.metadata["r_factor"], rtol=1e-5)

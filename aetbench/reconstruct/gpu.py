@@ -30,7 +30,7 @@ from ..errors import AetbenchError
 
 __all__ = ["available", "set_default_device", "default_device", "GpuProjector", "resire_gpu"]
 
-_EDGE = 1e-3  # px: same rule as projector._EDGE
+_EDGE = 1e-3  # px: same rule as _kernels._EDGE
 _TPB = 32 if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1" else 128  # threads per block (the simulator runs
 #                                                                       each thread as a Python thread)
 _default = os.environ.get("AETBENCH_DEVICE", "cpu")
