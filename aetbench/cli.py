@@ -351,6 +351,16 @@ class _CtrlC:
         if self._timer is not None:
             self._timer.cancel()
 
+    def unraisable(self, hook):
+        """A ``sys.unraisablehook`` that drops this handler's ``KeyboardInterrupt`` where Python cannot raise it
+        (inside a C callback, e.g. llvmlite's object cache during a numba compile: Python would print "Exception
+        ignored ..." and carry on) and hands anything else to ``hook``; the repeat timer delivers the interrupt."""
+        def quiet(info):
+            if self.hit and isinstance(info.exc_value, KeyboardInterrupt):
+                return
+            hook(info)
+        return quiet
+
 
 def main(argv=None) -> int:
     import signal
@@ -361,6 +371,8 @@ def main(argv=None) -> int:
         previous_int = signal.signal(signal.SIGINT, ctrl_c)
     except ValueError:  # not the main thread: leave signals alone
         previous = previous_int = None
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = ctrl_c.unraisable(previous_hook)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
@@ -378,6 +390,7 @@ def main(argv=None) -> int:
         raise
     finally:
         ctrl_c.finish()
+        sys.unraisablehook = previous_hook
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)

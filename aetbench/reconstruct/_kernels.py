@@ -29,23 +29,24 @@ def _z_range(b, r, m, nz, cz):  # pragma: no cover - numba
 
 
 @njit(cache=True, inline="always")
-def splat4(pk, i0, j0, wu, wv, val):  # pragma: no cover - numba
-    """pk[i0:i0 + 2, j0:j0 + 2] += ``val`` spread with bilinear weights ``wu`` (rows) and ``wv`` (columns)."""
+def splat4(pk, i0, j0, i1, j1, wu, wv, val):  # pragma: no cover - numba
+    """pk[(i0, i1), (j0, j1)] += ``val`` spread with bilinear weights ``wu`` (rows) and ``wv`` (columns); i1 = i0 + 1
+    and j1 = j0 + 1, passed in the caller's index type (unsigned in the general kernels: no wraparound code)."""
     a1 = val * wu
     a0 = val - a1
     b0 = a0 * wv
     b1 = a1 * wv
     pk[i0, j0] += a0 - b0
-    pk[i0, j0 + 1] += b0
-    pk[i0 + 1, j0] += a1 - b1
-    pk[i0 + 1, j0 + 1] += b1
+    pk[i0, j1] += b0
+    pk[i1, j0] += a1 - b1
+    pk[i1, j1] += b1
 
 
 @njit(cache=True, inline="always")
-def gather4(pk, i0, j0, wu, wv):  # pragma: no cover - numba
+def gather4(pk, i0, j0, i1, j1, wu, wv):  # pragma: no cover - numba
     """The transpose of :func:`splat4`: the bilinear interpolation of ``pk`` at (i0 + wu, j0 + wv)."""
-    s0 = pk[i0, j0] + wv * (pk[i0, j0 + 1] - pk[i0, j0])
-    s1 = pk[i0 + 1, j0] + wv * (pk[i0 + 1, j0 + 1] - pk[i0 + 1, j0])
+    s0 = pk[i0, j0] + wv * (pk[i0, j1] - pk[i0, j0])
+    s1 = pk[i1, j0] + wv * (pk[i1, j1] - pk[i1, j0])
     return s0 + wu * (s1 - s0)
 
 

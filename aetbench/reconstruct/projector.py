@@ -108,7 +108,7 @@ def _forward_general(vol, R, shifts, pad):
                         continue
                     z = iz - cz
                     i0, j0, wu, wv = _footprint(bu + r02 * z, bv + r12 * z)
-                    splat4(pk, i0, j0, wu, wv, val)
+                    splat4(pk, i0, j0, i0 + np.uint64(1), j0 + np.uint64(1), wu, wv, val)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
@@ -135,7 +135,7 @@ def _back_general(pad, R, shifts, out):
                 for iz in range(max(lu, lv), min(hu, hv)):
                     z = iz - cz
                     i0, j0, wu, wv = _footprint(bu + r02 * z, bv + r12 * z)
-                    o[iz] += gather4(pk, i0, j0, wu, wv)
+                    o[iz] += gather4(pk, i0, j0, i0 + np.uint64(1), j0 + np.uint64(1), wu, wv)
 
 
 # ------------------------------------------------------------------------- kernels: single axis

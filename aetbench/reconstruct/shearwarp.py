@@ -331,7 +331,7 @@ def _forward(volT, volX, nzT, nzX, layout, coef, warp, size, pad):  # pragma: no
                 if not _inside(fx, fy, mx, my):
                     continue
                 i0, j0, wu, wv = _padded_footprint(fx, fy)
-                splat4(pk, i0, j0, wu, wv, val)
+                splat4(pk, i0, j0, i0 + 1, j0 + 1, wu, wv, val)
 
 
 @njit(**_FAST)
@@ -353,7 +353,7 @@ def _warp_gather(pad, coef, warp, size, inter):  # pragma: no cover - numba
                     ik[ia, jb] = 0.0
                     continue
                 i0, j0, wu, wv = _padded_footprint(fx, fy)
-                ik[ia, jb] = gather4(pk, i0, j0, wu, wv)
+                ik[ia, jb] = gather4(pk, i0, j0, i0 + 1, j0 + 1, wu, wv)
 
 
 @njit(**_FAST)
