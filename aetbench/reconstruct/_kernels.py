@@ -1,9 +1,11 @@
-"""numba helpers shared by the projector pairs (:mod:`.projector`, :mod:`.shearwarp`): the bilinear footprint of
-one point on a padded image, its transpose, and the all-zero-row scan of a volume."""
+"""numba helpers shared by the projector pairs (:mod:`.projector`, :mod:`.shearwarp`): the border rule and the
+range of a line of points inside the image, the bilinear footprint of one point on a padded image and its
+transpose, and the all-zero-row scan of a volume."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit, prange
 
 _EDGE = 1e-3  # px: footprints closer than this to the padded border are dropped (by both operators)
@@ -26,6 +28,16 @@ def _z_range(b, r, m, nz, cz):  # pragma: no cover - numba
     lo = max(int(math.ceil(z0)) + cz, 0)
     hi = min(int(math.floor(z1)) + cz + 1, nz)
     return lo, max(hi, lo)
+
+
+@njit(cache=True, inline="always")
+def _footprint(fu, fv):  # pragma: no cover - numba
+    """Padded pixel index of floor(fu), floor(fv) and the bilinear weights (fu, fv >= -1 by the range test)."""
+    gu = fu + 1.0  # >= 0, so truncation is floor
+    gv = fv + 1.0
+    i0 = np.uint64(np.int64(gu))  # unsigned indices skip numba's wraparound code
+    j0 = np.uint64(np.int64(gv))
+    return i0, j0, np.float32(gu - np.float64(np.int64(i0))), np.float32(gv - np.float64(np.int64(j0)))
 
 
 @njit(cache=True, inline="always")

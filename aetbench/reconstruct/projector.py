@@ -57,7 +57,7 @@ from numba import njit, prange
 
 from .. import geometry
 from ..errors import AetbenchError
-from ._kernels import _z_range, gather4, nonzero_rows, splat4
+from ._kernels import _footprint, _z_range, gather4, nonzero_rows, splat4
 from .shearwarp import shear_warp_back, shear_warp_forward, shear_warp_plan
 
 __all__ = ["Projector", "forward_project", "back_project", "is_single_axis"]
@@ -70,16 +70,6 @@ _SINGLE_AXIS_TOL = 1e-9
 # every bilinear footprint with -1 <= fu < mx and -1 <= fv < my falls inside the buffer: one range
 # test per voxel instead of four, and the border pixels (outside the image) are dropped by both
 # operators, which keeps them exact transposes.
-
-
-@njit(cache=True, inline="always")
-def _footprint(fu, fv):  # pragma: no cover - numba
-    """Padded pixel index of floor(fu), floor(fv) and the bilinear weights (fu, fv >= -1 by the range test)."""
-    gu = fu + 1.0  # >= 0, so truncation is floor
-    gv = fv + 1.0
-    i0 = np.uint64(np.int64(gu))  # unsigned indices skip numba's wraparound code
-    j0 = np.uint64(np.int64(gv))
-    return i0, j0, np.float32(gu - np.float64(np.int64(i0))), np.float32(gv - np.float64(np.int64(j0)))
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy", boundscheck=False)
@@ -409,7 +399,7 @@ class Projector:
         pad = self._buffer("pad", (n, mx + 2, my + 2))
         pad.fill(0.0)
         if self._plan is not None:
-            shear_warp_forward(native, self._plan, pad, self._scratch)
+            shear_warp_forward(native, self._plan, pad, self._buffer)
         else:
             _forward_general(native, self.R, self.shifts, pad)
         out[...] = pad[:, 1:-1, 1:-1]
@@ -434,7 +424,7 @@ class Projector:
         pad[:, :, -1] = 0.0
         pad[:, 1:-1, 1:-1] = img
         if self._plan is not None:
-            shear_warp_back(pad, self._plan, out, self._scratch)
+            shear_warp_back(pad, self._plan, out, self._buffer)
         else:
             _back_general(pad, self.R, self.shifts, out)
         return out

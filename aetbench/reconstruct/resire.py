@@ -265,9 +265,7 @@ def _resire_subsets(ts, vs, b, x, positivity, step, subsets, its, b_abs_sum, pro
     if S > n:
         raise AetbenchError(f"subsets: expected at most the number of projections ({n}), got {S}")
     groups = [np.arange(s, n, S) for s in range(S)]
-    method = "general" if proj.method == "general" else "shear_warp"  # one native layout: [ix, iz, iy] unless general
-    projs = [Projector(vs, ts.angles[g], image_shape=ts.shape,
-                       method="single_axis" if proj.single_axis else method) for g in groups]
+    projs = [Projector(vs, ts.angles[g], image_shape=ts.shape, method=proj.method) for g in groups]  # one layout
     bs = [np.ascontiguousarray(b[g]) for g in groups]
     res = [np.empty(bg.shape, np.float32) for bg in bs]
     dts = [np.float32(step / (len(g) * b.shape[1])) for g in groups]

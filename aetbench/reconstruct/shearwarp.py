@@ -36,7 +36,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import _EDGE, _z_range, gather4, nonzero_rows, splat4
+from ._kernels import _EDGE, _footprint, _z_range, gather4, nonzero_rows, splat4
 
 __all__ = ["ShearWarpPlan", "shear_warp_plan", "shear_warp_forward", "shear_warp_back"]
 
@@ -138,16 +138,6 @@ def _warp_point(warp, ia, jb, off_a, off_b):  # pragma: no cover - numba
     A = ia - off_a
     B = jb - off_b
     return warp[0] * A + warp[1] * B + warp[4], warp[2] * A + warp[3] * B + warp[5]
-
-
-@njit(cache=True, inline="always")
-def _padded_footprint(fx, fy):  # pragma: no cover - numba
-    """Padded pixel (i0, j0) of a footprint at image index (fx, fy) ≥ −1 and its bilinear weights."""
-    gu = fx + 1.0
-    gv = fy + 1.0
-    i0 = int(gu)
-    j0 = int(gv)
-    return i0, j0, np.float32(gu - i0), np.float32(gv - j0)
 
 
 @njit(cache=True, inline="always")
@@ -330,17 +320,17 @@ def _forward(volT, volX, nzT, nzX, layout, coef, warp, size, pad):  # pragma: no
                 fx, fy = _warp_point(wk, ia, jb, off_a, off_b)
                 if not _inside(fx, fy, mx, my):
                     continue
-                i0, j0, wu, wv = _padded_footprint(fx, fy)
-                splat4(pk, i0, j0, i0 + 1, j0 + 1, wu, wv, val)
+                i0, j0, wu, wv = _footprint(fx, fy)
+                splat4(pk, i0, j0, i0 + np.uint64(1), j0 + np.uint64(1), wu, wv, val)
 
 
 @njit(**_FAST)
-def _warp_gather(pad, coef, warp, size, inter):  # pragma: no cover - numba
+def _warp_gather(pad, layout, coef, warp, size, inter):  # pragma: no cover - numba
     """inter[k] = transpose of the warp: each intermediate pixel gathers its bilinear footprint."""
     n = coef.shape[0]
     mx, my = pad.shape[1] - 2, pad.shape[2] - 2
     for k in prange(n):
-        if size[k, 0] < 2:   # row-splat projection: no intermediate image
+        if layout[k] == 2:   # row-splat projection: no intermediate image
             continue
         ck = coef[k]
         wk = warp[k]
@@ -352,8 +342,8 @@ def _warp_gather(pad, coef, warp, size, inter):  # pragma: no cover - numba
                 if not _inside(fx, fy, mx, my):
                     ik[ia, jb] = 0.0
                     continue
-                i0, j0, wu, wv = _padded_footprint(fx, fy)
-                ik[ia, jb] = gather4(pk, i0, j0, i0 + 1, j0 + 1, wu, wv)
+                i0, j0, wu, wv = _footprint(fx, fy)
+                ik[ia, jb] = gather4(pk, i0, j0, i0 + np.uint64(1), j0 + np.uint64(1), wu, wv)
 
 
 @njit(**_FAST)
@@ -382,16 +372,17 @@ def _shear_gather(inter, which, layout, coef, out):  # pragma: no cover - numba
 
 
 # ------------------------------------------------------------------------------------------ drivers
-def shear_warp_forward(volT: np.ndarray, plan: ShearWarpPlan, pad: np.ndarray, scratch: dict) -> None:
+def shear_warp_forward(volT: np.ndarray, plan: ShearWarpPlan, pad: np.ndarray, buffer) -> None:
     """Add the projections of ``volT`` ([ix, iz, iy], float32) to ``pad`` (n, mx + 2, my + 2), zeroed by the
-    caller; ``scratch`` keeps work arrays between calls."""
-    nzT = _scratch(scratch, "nzT", volT.shape[:2], np.bool_)
+    caller; ``buffer(name, shape, dtype)`` hands out work arrays kept between calls
+    (:meth:`~aetbench.reconstruct.projector.Projector._buffer`)."""
+    nzT = buffer("nzT", volT.shape[:2], np.bool_)
     nonzero_rows(volT, nzT)
     if plan.uses_x_rows:
         nx, nz, ny = volT.shape
-        volX = _scratch(scratch, "volX", (ny, nz, nx), np.float32)
+        volX = buffer("volX", (ny, nz, nx), np.float32)
         _transpose_xz(volT, volX)
-        nzX = _scratch(scratch, "nzX", (ny, nz), np.bool_)
+        nzX = buffer("nzX", (ny, nz), np.bool_)
         nonzero_rows(volX, nzX)
     else:
         volX = volT
@@ -399,27 +390,21 @@ def shear_warp_forward(volT: np.ndarray, plan: ShearWarpPlan, pad: np.ndarray, s
     _forward(volT, volX, nzT, nzX, plan.layout, plan.coef, plan.warp, plan.size, pad)
 
 
-def shear_warp_back(pad: np.ndarray, plan: ShearWarpPlan, outT: np.ndarray, scratch: dict) -> None:
-    """Add the back-projection of ``pad`` (images with a zero one-pixel border) to ``outT`` ([ix, iz, iy])."""
+def shear_warp_back(pad: np.ndarray, plan: ShearWarpPlan, outT: np.ndarray, buffer) -> None:
+    """Add the back-projection of ``pad`` (images with a zero one-pixel border) to ``outT`` ([ix, iz, iy]);
+    ``buffer`` as in :func:`shear_warp_forward`."""
     n = pad.shape[0]
     if plan.uses_row_splat:
         _row_back(pad, plan.layout, plan.coef, plan.warp, outT)
     if not plan.uses_shear:
         return
-    inter = _scratch(scratch, "inter", (n, *plan.hmax), np.float32)
-    _warp_gather(pad, plan.coef, plan.warp, plan.size, inter)
+    inter = buffer("inter", (n, *plan.hmax), np.float32)
+    _warp_gather(pad, plan.layout, plan.coef, plan.warp, plan.size, inter)
     _shear_gather(inter, 0, plan.layout, plan.coef, outT)
     if plan.uses_x_rows:
         nx, nz, ny = outT.shape
-        outX = _scratch(scratch, "outX", (ny, nz, nx), np.float32)
+        outX = buffer("outX", (ny, nz, nx), np.float32)
         outX.fill(0.0)
         _shear_gather(inter, 1, plan.layout, plan.coef, outX)
         _add_transposed(outX, outT)
 
-
-def _scratch(store: dict, name: str, shape, dtype) -> np.ndarray:
-    buf = store.get(name)
-    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-        buf = np.empty(shape, dtype=dtype)
-        store[name] = buf
-    return buf
