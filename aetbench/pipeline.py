@@ -668,14 +668,17 @@ def _case_limit(case: Case, traced: TracedModel, rkey: str, loaded, cache_dir: P
             held["ts"] = (case, case.make())
         return held["ts"][1]
 
-    code = _code("aetbench.score.bound")
+    from .score.model_check import model_check
+
+    code = _code("aetbench.score.bound", "aetbench.score.model_check")
     atoms = traced.atoms()
     sigma = cached_atom_sigma(make, atoms, cache_dir / "bounds" / f"{cache.content_hash(rkey, code)}-sigma.npy",
                               dose=case.dose)
     write_model_sigma(xyz, atoms, sigma)
     if case.truth is not None and case.key not in held:
         key = cache.content_hash(case.key, case.truth.positions, list(case.truth.elements), code)
-        held[case.key] = cached_case_bound(make, case.truth, cache_dir / "bounds" / f"{key}.json", dose=case.dose)
+        held[case.key] = cached_case_bound(make, case.truth, cache_dir / "bounds" / f"{key}.json", dose=case.dose,
+                                           check=model_check)
     return held.get(case.key, {})
 
 

@@ -181,6 +181,16 @@ def test_paper_asi208_bound(paper_data):
         assert prof.amplitude_A2["Si"] == pytest.approx(1.70e-3, rel=0.03)
         assert prof.background == pytest.approx(1.01, abs=0.12)
         assert prof.chi2_per_pixel < 1.03
+        # the data hold a per-projection displacement the bound's model lacks: measured at 1.6e5 (and 1.6e4),
+        # hidden by the counting noise at 8.0e3 (aetbench.score.model_check)
+        from aetbench.score.model_check import model_check
+
+        mc = model_check(ts, truth, prof)
+        if dose == 1.6e5:
+            assert mc["excess_significant"] and mc["z_std"] > 1.2 and 3.0 < mc["displacement_pm"] < 6.0
+            assert 1.0 < mc["floor_pm"] < 1.6 and mc["lag1_corr"] > 0.1
+        elif dose == 8e3:
+            assert not mc["excess_significant"] and mc["floor_pm"] == 0.0
 
 
 _TINY = """
@@ -215,6 +225,8 @@ def test_limits_command_json_and_map(tmp_path, capsys):
     b = [c["bound"]["rms_pm"] for c in res["cases"]]
     assert [c["dose"] for c in res["cases"]] == [1e4, 1e5]
     assert b[0] > b[1] > 0 and all(c["profile"]["source"] == "linear-tier" for c in res["cases"])
+    # the linear tier is the bound's own model: its localisations pass the check
+    assert all(abs(c["model_check"]["z_std"] - 1) < 0.15 for c in res["cases"])
     # a finished report's precisions are overlaid on the map
     rep = tmp_path / "report"
     rep.mkdir()
@@ -239,7 +251,7 @@ def test_report_rows_and_sigma_column(tmp_path):
 
     from aetbench.report.markdown import physical_limit, with_published
 
-    summary = {"by_element_pm": {"Si": 9.4}}
+    summary = {"by_element_pm": {"Si": 9.4}, "model_check": {"z_std": 1.03, "floor_pm": 1.5}}
     rows = []
     for m, prec in [("liao2026", 9.75), ("sirt", 20.0)]:
         r = {"structure": "aSi208", "dose": 1.6e4, "method": m, "element": "Si", "protocol": "paper",
@@ -251,6 +263,7 @@ def test_report_rows_and_sigma_column(tmp_path):
     assert lim.loc[0, "physical_limit_pm"] == 9.4
     assert lim.loc[0, "liao2026 / limit"] == pytest.approx(9.75 / 9.4)
     assert lim.loc[0, "paper / limit"] == pytest.approx(17.31 / 9.4)
+    assert lim.loc[0, "model z-std"] == 1.03 and lim.loc[0, "limit ⊕ model floor pm"] == pytest.approx(np.hypot(9.4, 1.5))
     assert with_published(df)["paper_over_bound"].iloc[0] == pytest.approx(17.31 / 9.4)
     assert np.isnan(B.bound_columns({"element": "O", "precision_pm": 5.0}, summary)["precision_over_bound"])
     m = AtomicModel([[0, 0, 0], [1, 2, 3]], ["Si", "Si"])

@@ -26,6 +26,7 @@ __all__ = ["case_limits", "scenario_limits", "plot_limit_map", "format_limits", 
 def case_limits(case, ts=None, *, method: str = "auto") -> dict:
     """Bound and profile of one pipeline case (needs its truth); returns a JSON-ready dict."""
     from ..score.bound import bound_for_case, rotation_centre
+    from ..score.model_check import model_check
 
     if case.truth is None:
         raise AetbenchError(f"{case.structure} dose {case.dose:g}: no ground truth, no bound at the true positions")
@@ -34,7 +35,12 @@ def case_limits(case, ts=None, *, method: str = "auto") -> dict:
         return {"structure": case.structure, "dose": case.dose, "n_atoms": len(case.truth), "bound": None,
                 "profile": None, "note": "noise-free series: no bound"}
     res, prof = bound_for_case(ts, case.truth, method=method)
+    try:
+        check = model_check(ts, case.truth, prof)
+    except AetbenchError as exc:
+        check = {"error": str(exc)}
     return {"structure": case.structure, "dose": case.dose, "n_atoms": len(case.truth), "n_tilts": len(ts),
+            "model_check": check,
             "tilt_range_deg": [float(ts.angles[:, 1].min()), float(ts.angles[:, 1].max())],
             "shape": list(ts.shape), "pixel_size_A": ts.pixel_size,
             "centre_A": rotation_centre(ts, case.truth).tolist(),
@@ -154,6 +160,16 @@ def format_limits(result: dict) -> str:
         lines.append(f"{c['structure']:16s} {c['dose']:10.3g} {b['rms_pm']:7.2f} {b['median_pm']:7.2f} "
                      f"{b['max_pm']:7.2f}  {els}; b={p['background']:.3f} {unit}; {fit} ({p['source']}, "
                      f"{b['method']})")
+        mc = c.get("model_check") or {}
+        if "z_std" in mc:
+            sig = "significant" if mc["excess_significant"] else f"not significant, < {mc['excess_upper_pm']:.1f} pm"
+            lines.append(f"{'':16s} {'':10s}  model check: localisation z-std {mc['z_std']:.3f} (1 = model holds); "
+                         f"excess {mc['excess_pm']:.1f} pm per projection ({sig}), displacement {mc['displacement_pm']:.1f} pm; "
+                         f"floor {mc['floor_pm']:.2f} pm; "
+                         f"bound ⊕ floor {np.hypot(b['rms_pm'], mc['floor_pm']):.2f} pm; "
+                         f"lag-1 correlation {mc['lag1_corr']:.2f}")
+        elif mc:
+            lines.append(f"{'':16s} {'':10s}  model check: {mc.get('error', 'not available')}")
     if "grid" in result:
         g = result["grid"]
         cells = pd.DataFrame(g["cells"]).pivot(index="n_tilts", columns="dose", values="rms_pm")

@@ -74,7 +74,11 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
             parts.append("\n## Physical limit (joint Cramér–Rao bound on 3D positions at the truth)\n\n"
                          "RMS over the atoms of each element of sqrt(trace of the atom's 3×3 block of the inverse "
                          "Fisher information), pm; the tier's atom profile on the linear tier, else a profile fitted "
-                         "to the tilt series (aetbench.score.bound). Ratios: precision / limit (1 = at the limit).\n\n"
+                         "to the tilt series (aetbench.score.bound). Ratios: precision / limit (1 = at the limit). "
+                         "`model z-std`: the spread of per-projection atom localisations at the truth against the "
+                         "counting noise (1 = the bound's atom-sum model explains the data; aetbench.score.model_check); "
+                         "above 1 the data hold displacements or profile errors no atom-sum model removes, and "
+                         "`limit ⊕ model floor` is what such an estimator can reach.\n\n"
                          + markdown_table(limit))
         pub = with_published(scores)
         if not pub.empty:

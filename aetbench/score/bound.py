@@ -180,7 +180,7 @@ def _atom_arrays(model: AtomicModel, profile: Profile):
         amp = np.array([profile.amplitude_A2[e] for e in model.elements], float)
         wid = np.array([profile.width_A[e] for e in model.elements], float)
     except KeyError as exc:
-        raise AetbenchError(f"profile: no amplitude/width for element {exc.args[0]!r}") from None
+        raise AetbenchError(f"profile: no amplitude/width for element {str(exc.args[0])!r}") from None
     return amp, wid
 
 
@@ -760,11 +760,14 @@ def bound_grid(model: AtomicModel, profile, *, shape, pixel_size: float, centre,
     return rows
 
 
-def cached_case_bound(make_ts, truth: AtomicModel, cache_path=None, *, dose: float | None = None) -> dict:
+def cached_case_bound(make_ts, truth: AtomicModel, cache_path=None, *, dose: float | None = None,
+                      check=None) -> dict:
     """Bound summary of one case at its true positions, cached as JSON at ``cache_path``.
 
-    Returns ``{"rms_pm", "median_pm", "max_pm", "by_element_pm", "method", "profile"}``, or ``{}`` for a noise-free
-    case (no bound) or when the bound cannot be computed (``"error"`` then says why): a report never fails on it.
+    Returns ``{"rms_pm", "median_pm", "max_pm", "by_element_pm", "method", "profile"}``, with ``"model_check"`` =
+    ``check(ts, truth, profile)`` when ``check`` is given (:func:`aetbench.score.model_check.model_check`), or ``{}``
+    for a noise-free case (no bound) or when the bound cannot be computed (``"error"`` then says why): a report
+    never fails on it.
     """
     import json
     from pathlib import Path
@@ -779,10 +782,16 @@ def cached_case_bound(make_ts, truth: AtomicModel, cache_path=None, *, dose: flo
         except (OSError, ValueError):
             pass
     try:
-        res, prof = bound_for_case(make_ts(), truth)
+        ts = make_ts()
+        res, prof = bound_for_case(ts, truth)
         out = {**res.summary(), "profile": prof.to_dict()}
     except (AetbenchError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
         return {"error": f"{exc.__class__.__name__}: {exc}"}
+    if check is not None:
+        try:  # is the bound's model enough for these data? (a report never fails on it)
+            out["model_check"] = check(ts, truth, prof)
+        except (AetbenchError, np.linalg.LinAlgError, ValueError, FloatingPointError) as exc:
+            out["model_check"] = {"error": f"{exc.__class__.__name__}: {exc}"}
     if cache_path is not None:
         from ..io.files import atomic_write_text
 
@@ -792,11 +801,16 @@ def cached_case_bound(make_ts, truth: AtomicModel, cache_path=None, *, dose: flo
 
 
 def bound_columns(row: dict, summary: dict) -> dict:
-    """``bound_pm`` (RMS over the atoms of the row's element) and ``precision_over_bound`` for a score row."""
+    """``bound_pm`` (RMS over the atoms of the row's element) and ``precision_over_bound`` for a score row, with the
+    case's model check (:mod:`aetbench.score.model_check`): ``model_z_std`` and ``model_floor_pm``."""
     b = (summary or {}).get("by_element_pm", {}).get(str(row.get("element")))
     prec = row.get("precision_pm")
     ratio = float(prec) / b if b and prec is not None and np.isfinite(prec) else float("nan")
-    return {"bound_pm": float(b) if b else float("nan"), "precision_over_bound": ratio}
+    mc = (summary or {}).get("model_check") or {}
+    z, floor = mc.get("z_std"), mc.get("floor_pm")
+    return {"bound_pm": float(b) if b else float("nan"), "precision_over_bound": ratio,
+            "model_z_std": float(z) if z is not None else float("nan"),
+            "model_floor_pm": float(floor) if floor is not None else float("nan")}
 
 
 def cached_atom_sigma(make_ts, model: AtomicModel, cache_path=None, *, dose: float | None = None):

@@ -56,6 +56,14 @@ def physical_limit(scores: pd.DataFrame) -> pd.DataFrame:
     df = scores[scores["protocol"] == proto]
     out = df.groupby(["structure", "dose", "element"], sort=True)["bound_pm"].first().reset_index()
     out = out.rename(columns={"bound_pm": "physical_limit_pm"})
+    if "model_floor_pm" in df and np.isfinite(df["model_floor_pm"].to_numpy(float)).any():
+        # the data's own model check: z-std of per-projection localisations (1 = the bound's model holds) and the
+        # floor it implies; sqrt(limit² + floor²) is what an atom-sum estimator can reach on these data
+        mc = df.groupby(["structure", "dose", "element"], sort=True)[["model_z_std", "model_floor_pm"]].first()
+        keys = list(zip(out["structure"], out["dose"], out["element"]))
+        out["model z-std"] = [mc["model_z_std"].get(k, np.nan) for k in keys]
+        floor = np.array([mc["model_floor_pm"].get(k, np.nan) for k in keys], float)
+        out["limit ⊕ model floor pm"] = np.hypot(out["physical_limit_pm"].to_numpy(float), floor)
     for m in dict.fromkeys(df["method"]):
         ratio = df[df["method"] == m].set_index(["structure", "dose", "element"])["precision_over_bound"]
         out[f"{m} / limit"] = [ratio.get(k, np.nan) for k in zip(out["structure"], out["dose"], out["element"])]
