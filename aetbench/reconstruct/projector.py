@@ -25,7 +25,13 @@ Two implementations share this definition:
   = (0, 1, 0)``, e.g. phi = psi = 0) and no y shift: every y plane is an
   independent 2-D problem with linear interpolation along x only; y is made
   the contiguous (vector) axis internally.  It computes the same operator as
-  ``general`` (tested) several times faster.
+  ``general`` (tested) several times faster.  The forward kernel gives each
+  thread one run of projections and walks the volume's x planes outermost, so
+  a plane is read once for the whole run (at 290³ the volume no longer fits
+  in cache: 1.9× faster than one projection at a time); where two
+  neighbouring z rows land on the same two image rows it updates those rows
+  once for both, in the unpaired order (bit-identical sums).  The back
+  projection pairs z rows the same way.
 
 A third, ``shear_warp`` (:mod:`aetbench.reconstruct.shearwarp`), handles any
 Euler angles, per projection: where the object's y axis lands within ≈ 3° of
@@ -53,6 +59,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 from .. import geometry
@@ -184,30 +191,57 @@ def _gather_row(o, img_k, i0, w0, w1, mx, c0, c1):  # pragma: no cover - numba
             o[j] += w1 * s1[j]
 
 
-# The back projection takes the volume's z rows two at a time: when both land on the same image rows i0, i0 + 1
-# (about half the pairs over a ±70° series), one read of those rows serves both (1.2× faster at 128³ and 290³).
-# The same pairing in the forward projection helped at 128³ (−7 %) but cost 70 % at 290³, so it is not used there.
+# Both kernels take the volume's z rows two at a time: when both land on the same image rows i0, i0 + 1 (about
+# half the pairs over a ±70° series), one pass over those rows serves both (back projection 1.2× faster at 128³
+# and 290³; forward 1.3× at 128³).  The forward projection keeps the unpaired summation order, so its output is
+# the same to the bit; alone it cost 50 % at 290³, where the volume streams from memory once per projection, which
+# the per-thread runs of projections with x planes outermost remove.
 @njit(**_FAST)
-def _forward_single(volT, nonzero, r00, r02, su, dy, out):
-    n = r00.shape[0]
+def _forward_single(volT, nonzero, r00, r02, su, dy, chunks, out):
     nx, nz, ny = volT.shape
     mx, my = out.shape[1], out.shape[2]
     cx, cz = nx // 2, nz // 2
     lo = max(0, -dy)
     hi = min(ny, my - dy)  # loops run over j >= 0 on row slices: provably non-negative indices vectorise
-    for k in prange(n):
-        ok = out[k]
-        for i in range(mx):  # zeroed here, by the thread that fills it (cache-warm, parallel)
-            row = ok[i]
-            for j in range(my):
-                row[j] = 0.0
-        ou = mx // 2 + su[k]
+    nc = chunks.size - 1
+    for c in prange(nc):  # each thread a run of projections; ix outermost, so a volume slab serves all of them
+        for k in range(chunks[c], chunks[c + 1]):
+            ok = out[k]
+            for i in range(mx):  # zeroed here, by the thread that fills it (cache-warm, parallel)
+                row = ok[i]
+                for j in range(my):
+                    row[j] = 0.0
         for ix in range(nx):
             x = ix - cx
-            for iz in range(nz):
-                if nonzero[ix, iz]:
-                    i0, w0, w1 = _footprint_1d(r00[k] * x + r02[k] * (iz - cz) + ou)
-                    _splat_row(ok, i0, w0, w1, volT[ix, iz, lo:hi], mx, lo + dy, hi + dy)
+            for k in range(chunks[c], chunks[c + 1]):
+                ok = out[k]
+                ou = mx // 2 + su[k]
+                iz = 0
+                while iz < nz:
+                    if not nonzero[ix, iz]:
+                        iz += 1
+                        continue
+                    ia, wa0, wa1 = _footprint_1d(r00[k] * x + r02[k] * (iz - cz) + ou)
+                    if iz + 1 < nz and nonzero[ix, iz + 1]:
+                        ib, wb0, wb1 = _footprint_1d(r00[k] * x + r02[k] * (iz + 1 - cz) + ou)
+                        if ia == ib and ia >= 0 and ia + 1 < mx:
+                            # both rows land on image rows ia, ia + 1: one read-modify-write of each serves both,
+                            # in the order of the unpaired loop (row iz first), so the sums are the same to the bit
+                            d0 = ok[ia, lo + dy:hi + dy]
+                            d1 = ok[ia + 1, lo + dy:hi + dy]
+                            sa = volT[ix, iz, lo:hi]
+                            sb = volT[ix, iz + 1, lo:hi]
+                            for j in range(hi - lo):
+                                va = sa[j]
+                                vb = sb[j]
+                                t0 = d0[j] + wa0 * va
+                                t1 = d1[j] + wa1 * va
+                                d0[j] = t0 + wb0 * vb
+                                d1[j] = t1 + wb1 * vb
+                            iz += 2
+                            continue
+                    _splat_row(ok, ia, wa0, wa1, volT[ix, iz, lo:hi], mx, lo + dy, hi + dy)
+                    iz += 1
 
 
 @njit(**_FAST)
@@ -366,6 +400,11 @@ class Projector:
             return np.ascontiguousarray(native.transpose(0, 2, 1))
         return np.ascontiguousarray(native)
 
+    def _chunks(self) -> np.ndarray:
+        """Bounds of the runs of projections the single-axis forward kernel gives the threads (one run each)."""
+        parts = max(1, min(len(self), numba.get_num_threads()))
+        return np.linspace(0, len(self), parts + 1).round().astype(np.int64)
+
     def _buffer(self, name: str, shape, dtype=np.float32) -> np.ndarray:
         """A scratch array kept between calls (one per name), so iterative solvers do not allocate."""
         buf = self._scratch.get(name)
@@ -393,7 +432,7 @@ class Projector:
         if self.single_axis:  # the kernel zeroes ``out``
             nonzero = self._buffer("nonzero", native.shape[:2], np.bool_)
             nonzero_rows(native, nonzero)  # all-zero y rows (common after positivity) are skipped
-            _forward_single(native, nonzero, self._r00, self._r02, self._su, self._dy, out)
+            _forward_single(native, nonzero, self._r00, self._r02, self._su, self._dy, self._chunks(), out)
             return out
         n, mx, my = self.projections_shape
         pad = self._buffer("pad", (n, mx + 2, my + 2))
