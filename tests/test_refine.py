@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from aetbench import geometry
 from aetbench.io.files import AetbenchError
@@ -140,3 +141,34 @@ def test_refinement_with_geometry_recovers_angles_and_shifts():
     assert np.all(angle_errors_deg(plain.metadata["refined_angles"], clean.angles) < 0.01)
     with pytest.raises(AetbenchError, match="max_angle_deg > 0"):
         refine_positions(start, None, ts, refine_geometry=True, max_angle_deg=0.0, data="preprocessed")
+
+
+@pytest.mark.parametrize("dose,seed", [(2e4, 7), (2e5, 8)])
+def test_atoms_the_tracing_missed_are_added_from_the_residual(dose, seed):
+    """Five atoms left out of the start and one spurious duplicate put in: the residual test adds the five back
+    (within a few pm of the truth), pruning drops the duplicate, and nothing is added in empty space."""
+    truth, ts = _case(dose, seed=seed)
+    rng = np.random.default_rng(seed)
+    missing = rng.choice(len(truth), 5, replace=False)
+    start = np.delete(truth.positions, missing, axis=0) + rng.normal(0, 0.05, (len(truth) - 5, 3))
+    start = np.vstack([start, start[0] + [0.8, 0.2, 0.0]])
+    traced = TracedModel(AtomicModel(start, ["Si"] * len(start)), np.arange(len(start), dtype=float),
+                         {"height": np.ones(len(start))})
+    out = refine_positions(traced, None, ts, data="preprocessed", iterations=80, prune_distance_A=1.9,
+                           add_distance_A=1.9)
+    kept = out.model.elements != NON_ATOM
+    assert kept.sum() == len(truth)
+    assert out.features["refine_added"].sum() == 5 and np.all(out.model.elements[len(start):] == "Si")
+    assert np.isnan(out.intensity[len(start):]).all() and np.isnan(out.features["height"][len(start):]).all()
+    d, i = cKDTree(truth.positions).query(out.model.positions[kept])
+    assert len(set(i)) == len(truth) and d.max() < (0.1 if dose < 1e5 else 0.03), d.max()
+    # without the addition, the five stay missing
+    plain = refine_positions(traced, None, ts, data="preprocessed", iterations=80, prune_distance_A=1.9)
+    assert (plain.model.elements != NON_ATOM).sum() == len(truth) - 5 and "refine_added" not in plain.features
+
+
+def test_additions_bad_input():
+    truth, ts = _case(None)
+    traced = TracedModel(truth, np.ones(len(truth)))
+    with pytest.raises(AetbenchError, match="add_distance_A"):
+        refine_positions(traced, None, ts, data="preprocessed", add_distance_A=-1.0)

@@ -12,7 +12,18 @@ pixel_size + m // 2``).  Positions, intensities and widths minimise
     ½ Σ_k Σ_pixels (model_k − b_k)²
 
 with L-BFGS; the model is linear in ``a_e``, which are initialised by linear
-least squares.  Analytic gradients come from numba kernels parallel over
+least squares.
+
+The fit also decides which atoms there are (``prune_distance_A``,
+``add_distance_A``): an atom stays only if removing it would worsen the fit and
+no stronger atom is closer than the minimum distance, and an atom the tracing
+missed is added where the residual shows one (a positive gain for an atom of the
+element's fitted intensity, a matched-filter signal above the largest a pure-noise
+grid would give, and the minimum distance to every other atom).  On the paper's
+aSi208 projections at 8.0e3 e/Å² the traced model held 8 atoms split in two (pairs
+0.9–1.3 Å apart, each half ~60 pm from the truth) and missed 12 atoms with no
+peak within 2 Å; with both rules liao2026 finds 207 of 208 one-to-one with no
+false positive, at 16.6 pm (the bound: 16.4 pm).  Analytic gradients come from numba kernels parallel over
 projections; each atom touches only its ±4σ window in each projection, with
 the separable Gaussian's 1-D factors (O(N · window) per evaluation).
 
@@ -159,7 +170,8 @@ def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float
 def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries, *, raw: TiltSeries | None = None,
                      measured: TiltSeries | None = None, data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
                      max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
-                     prune_rounds: int = 2, min_gain_fraction: float = 0.0, refine_geometry: bool = False,
+                     prune_rounds: int = 2, min_gain_fraction: float = 0.0, add_distance_A: float = 0.0,
+                     add_rounds: int = 1, refine_geometry: bool = False,
                      max_angle_deg: float = 1.0, max_geometry_shift_px: float = 1.0) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
 
@@ -202,6 +214,26 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     min_gain_fraction : float
         With pruning, also drop atoms whose removal costs less than this
         fraction of the median cost for their element (weak, spurious peaks).
+    add_distance_A : float
+        After the fit (and pruning), look for atoms the tracing missed, in the
+        residual ``r = data − model``, up to ``add_rounds`` times: adding an
+        atom of element ``e`` (the fitted intensity ``a_e`` and width ``s_e``)
+        at ``p`` lowers the misfit by ``a_e S_e(p) − ½ a_e² Σ g²`` with
+        ``S_e(p) = Σ_k Σ_pixels r g_e`` (the residual images filtered with the
+        atom's Gaussian and back-projected onto a voxel grid of the pixel size)
+        and ``Σ g² = n / (4π s_e²)``.  A candidate is a local maximum of that
+        gain where the gain is positive (the same test that keeps an atom in
+        pruning), its matched-filter signal ``S_e / (σ sqrt(Σ g²))`` exceeds
+        ``sqrt(2 ln M)`` (the largest of ``M`` grid points' pure-noise values,
+        σ² the residual's variance per pixel), and no atom is closer than
+        ``add_distance_A`` [Å] (give the tracing's minimum distance).  The
+        candidates are fitted with the rest and pruned by the same rules.
+        Added atoms carry ``features["refine_added"] = True`` and an intensity
+        of NaN (they have no traced peak).  0 disables it.
+    add_rounds : int
+        Rounds with additions.  Each round (``max(prune_rounds, add_rounds)`` of them) prunes and adds on the
+        last fit, then refits once; the default, one addition round and then one pruning round, checks every
+        added atom in a refit.
     refine_geometry : bool
         Also fit every projection's Euler angles (phi, theta, psi) and in-plane
         shift, jointly with the atoms (a bundle adjustment): the traced model is
@@ -254,45 +286,128 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
                                 "with refine_geometry")
         geom = {"angles": np.asarray(ts.angles, float), "max_angle_deg": float(max_angle_deg),
                 "max_shift_px": float(max_geometry_shift_px)}
-    p, a, s, gain, found = _fit(b, R, pix, pos0, inv, len(species), sigma_A / pix, fit_width, iterations,
+    if add_distance_A < 0 or add_rounds < 0:
+        raise AetbenchError(f"refine: add_distance_A ≥ 0 Å and add_rounds ≥ 0 expected, got {add_distance_A!r}, "
+                            f"{add_rounds!r}")
+    ne = len(species)
+    p, a, s, gain, found = _fit(b, R, pix, pos0, inv, ne, sigma_A / pix, fit_width, iterations,
                                 max_shift_A, tolerance, geom=geom)
-    dropped = 0
-    for _ in range(int(prune_rounds)):
-        drop = _to_drop(p, gain, prune_distance_A, inv[keep], min_gain_fraction) if prune_distance_A > 0 \
+    # every atom of the fit: the traced ones (rows of ``pos0``), then any added; ``keep`` over all of them.
+    # Each round prunes and adds on the last fit, then refits once (a refit costs as much as the first fit).
+    start = pos0
+    el_all = inv.copy()
+    n_add_rounds = int(add_rounds) if add_distance_A > 0 else 0
+    for rnd in range(max(int(prune_rounds) if prune_distance_A > 0 else 0, n_add_rounds)):
+        drop = _to_drop(p, gain, prune_distance_A, el_all[keep], min_gain_fraction) if prune_distance_A > 0 \
             else np.zeros(len(p), bool)
-        if not drop.any():
+        p = p[~drop]
+        keep[np.flatnonzero(keep)[drop]] = False
+        new_p = np.zeros((0, 3))
+        if rnd < n_add_rounds:
+            new_p, new_e = _additions(b, R, ts.angles, pix, p, a, s, el_all[keep], ne, add_distance_A)
+            start = np.concatenate([start, new_p])
+            el_all = np.concatenate([el_all, new_e])
+            keep = np.concatenate([keep, np.ones(len(new_p), bool)])
+        if not drop.any() and not len(new_p):
             break
-        idx = np.flatnonzero(keep)
-        keep[idx[drop]] = False
-        dropped += int(drop.sum())
         if geom is not None:
             geom = {**geom, "z": found["z"]}
-        p, a, s, gain, found = _fit(b, R, pix, p[~drop], inv[keep], len(species), s, fit_width, iterations,
-                                    max_shift_A, tolerance, a0=a, geom=geom)
-    positions = traced.model.positions.copy()
-    sel = np.flatnonzero(atoms)
+        p, a, s, gain, found = _fit(b, R, pix, np.concatenate([p, new_p]), el_all[keep], ne, s, fit_width,
+                                    iterations, max_shift_A, tolerance, a0=a, geom=geom)
+    n_add = len(start) - len(pos0)
+    n_all = len(labels) + n_add
+    positions = np.concatenate([traced.model.positions, start[len(pos0):]]) if n_add else \
+        traced.model.positions.copy()
+    sel = np.concatenate([np.flatnonzero(atoms), len(labels) + np.arange(n_add)])
     positions[sel[keep]] = p
-    new_labels = labels.copy()
+    new_labels = np.concatenate([labels.astype(str), species[el_all[len(pos0):]].astype(str)]) if n_add else \
+        labels.copy()
     new_labels[sel[~keep]] = NON_ATOM
-    feats = dict(traced.features)
-    moved = np.zeros(len(labels))
-    moved[sel] = np.linalg.norm(positions[sel] - pos0, axis=1)
+    feats = {k: _pad(v, n_add) for k, v in traced.features.items()}
+    moved = np.zeros(n_all)
+    moved[sel] = np.linalg.norm(positions[sel] - start, axis=1)
     feats["refine_shift_A"] = moved
-    sig_atom = np.full(len(labels), np.nan)
-    amp_atom = np.full(len(labels), np.nan)
-    gain_atom = np.full(len(labels), np.nan)
-    sig_atom[sel[keep]] = (s * pix)[inv[keep]]
-    amp_atom[sel[keep]] = a[inv[keep]]
+    sig_atom = np.full(n_all, np.nan)
+    amp_atom = np.full(n_all, np.nan)
+    gain_atom = np.full(n_all, np.nan)
+    sig_atom[sel[keep]] = (s * pix)[el_all[keep]]
+    amp_atom[sel[keep]] = a[el_all[keep]]
     gain_atom[sel[keep]] = gain
     feats["refine_sigma_A"] = sig_atom
     feats["refine_amplitude"] = amp_atom
     feats["refine_gain"] = gain_atom
+    if add_distance_A > 0:
+        added = np.zeros(n_all, bool)
+        added[len(labels):] = True
+        feats["refine_added"] = added
     model = AtomicModel(positions, new_labels, name=traced.model.name)
     meta = dict(traced.metadata)
     if found is not None:
         meta["refined_angles"] = found["angles"].tolist()
         meta["refined_shifts_px"] = (-found["shifts_px"]).tolist()  # the model moved by +s: the images by −s
-    return TracedModel(model, traced.intensity, feats, meta)
+    return TracedModel(model, _pad(np.asarray(traced.intensity, float), n_add), feats, meta)
+
+
+def _pad(values, n: int):
+    """A per-atom feature extended by ``n`` added atoms (NaN, False or empty)."""
+    v = np.asarray(values)
+    if n == 0 or v.ndim == 0:
+        return values
+    fill = {"b": False, "f": np.nan, "c": np.nan}.get(v.dtype.kind, 0)
+    if v.dtype.kind in "US":
+        fill = ""
+    return np.concatenate([v, np.full((n, *v.shape[1:]), fill, dtype=v.dtype if v.dtype.kind != "i" else float)])
+
+
+def _additions(b, R, angles, pix, p, a, s, inv, ne, distance):
+    """Atoms the fit lacks, from its residual (see ``add_distance_A`` of :func:`refine_positions`).
+
+    Returns positions (m, 3) [Å] and element indices (m,) of the accepted candidates, strongest first."""
+    from scipy import ndimage
+    from scipy.spatial import cKDTree
+
+    from ..reconstruct.projector import Projector
+
+    n, mx, my = b.shape
+    model = np.zeros_like(b)
+    u, v = _beam_uv(p, R, pix, mx, my)
+    _render(u, v, a[inv], s[inv], model)
+    r = b - model
+    sigma = float(np.sqrt(np.mean(r ** 2)))
+    if not sigma > 0:
+        return np.zeros((0, 3)), np.zeros(0, np.int64)
+    vs = (mx, my, mx)
+    P = Projector(vs, angles, image_shape=(mx, my))
+    zc = math.sqrt(2.0 * math.log(float(np.prod(vs))))
+    best = np.full(vs, -np.inf)
+    best_e = np.zeros(vs, np.int64)
+    for e in range(ne):
+        # Σ_pixels r g for a unit-integral Gaussian of width s_e [px] at every pixel, back-projected: S_e(p)
+        S = P.back(ndimage.gaussian_filter(r, sigma=(0.0, s[e], s[e]), mode="constant").astype(np.float32))
+        g2 = n / (4.0 * np.pi * s[e] ** 2)
+        gain = a[e] * S - 0.5 * a[e] ** 2 * g2
+        gain[S < zc * sigma * math.sqrt(g2)] = -np.inf
+        better = gain > best
+        best[better] = gain[better]
+        best_e[better] = e
+    peaks = (best > 0) & (best == ndimage.maximum_filter(best, size=3, mode="constant", cval=-np.inf))
+    idx = np.argwhere(peaks)
+    if not len(idx):
+        return np.zeros((0, 3)), np.zeros(0, np.int64)
+    order = np.argsort(-best[peaks])
+    idx = idx[order]
+    pos = (idx - np.array([mx // 2, my // 2, mx // 2])) * pix
+    el = best_e[tuple(idx.T)]
+    taken = cKDTree(p) if len(p) else None
+    out, out_e = [], []
+    for q, e in zip(pos, el):
+        if taken is not None and taken.query(q)[0] < distance:
+            continue
+        if out and np.min(np.linalg.norm(np.asarray(out) - q, axis=1)) < distance:
+            continue
+        out.append(q)
+        out_e.append(e)
+    return np.asarray(out, float).reshape(-1, 3), np.asarray(out_e, np.int64)
 
 
 def _to_drop(p, gain, distance, inv, min_gain_fraction):
