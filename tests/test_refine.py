@@ -172,3 +172,20 @@ def test_additions_bad_input():
     traced = TracedModel(truth, np.ones(len(truth)))
     with pytest.raises(AetbenchError, match="add_distance_A"):
         refine_positions(traced, None, ts, data="preprocessed", add_distance_A=-1.0)
+
+
+def test_reclassify_gives_each_atom_the_element_the_projections_show():
+    """Four of 40 atoms start with the wrong element (Co ↔ Pd): the fit's element choice puts them right; with one
+    element it changes nothing."""
+    truth = random_sphere(40, seed=9, min_distance=2.2)
+    el = np.where(np.arange(40) % 2 == 0, "Co", "Pd")
+    truth = AtomicModel(truth.positions - truth.positions.mean(0), el)
+    ts = apply_dose(simulate_linear(truth, np.arange(0, 180, 6.0), pixel_size=0.25, shape=(64, 64),
+                                    centre=(0, 0, 0)), 5e4, seed=9, background=0.0)
+    wrong = el.copy()
+    wrong[[0, 1, 2, 3]] = ["Pd", "Co", "Pd", "Co"]
+    traced = TracedModel(AtomicModel(truth.positions + 0.03, wrong), np.ones(40))
+    out = refine_positions(traced, None, ts, data="preprocessed", iterations=60, reclassify=True)
+    assert list(out.model.elements) == list(el)
+    keep = refine_positions(traced, None, ts, data="preprocessed", iterations=60)
+    assert list(keep.model.elements) == list(wrong)

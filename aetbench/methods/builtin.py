@@ -52,12 +52,14 @@ BUILTIN: dict[str, Method] = {
     "liao2026": Method(
         "liao2026", "Liao et al. 2026: GAT + block-matching denoising, background, normalisation, RESIRE, "
                     "sub-voxel peak tracing, multi-step k-means, position refinement against the projections "
-                    "(with the atoms the residual shows added and pairs closer than the tracing distance pruned)",
+                    "(with the atoms the residual shows added, pairs closer than the tracing distance pruned and each "
+                    "atom's element chosen by the fit)",
         (_denoise, _background, Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {"window": "image"}),
          _resire(200), _trace(), _classify(),
          Step("refine", f"{_TR}.refine:refine_positions", {"data": "raw", "iterations": 60,
                                                           "prune_distance_A": _MIN_DISTANCE_A,
-                                                          "add_distance_A": _MIN_DISTANCE_A}))),
+                                                          "add_distance_A": _MIN_DISTANCE_A,
+                                                          "reclassify": True}))),
     # Alignment, angle refinement and the beam-current normalisation are NOT in liao2026's defaults: on the
     # paper's own error-free aSi208 data they lowered the low-dose results (8.0e3: 96.63 % / 26.42 pm,
     # 1.6e4: 99.52 % / 10.27 pm against 98.08 % / 25.88 pm and 100 % / 9.75 pm without; the windowed /
