@@ -71,14 +71,14 @@ def test_accepted_changes_let_a_named_change_through(tmp_path):
 
 
 def test_worsened_method_fails_the_gate_end_to_end(tmp_path, capsys):
-    """liao2026 with 5 RESIRE iterations instead of 200 and no residual additions (which find again most atoms a
-    poor reconstruction misses), same data: exit 1 with one line per regressed metric; the unchanged method
-    passes; an accepted-changes entry lets the named change through."""
+    """liao2026 tracing with a 4 Å minimum distance (neighbours merged) and no residual additions (which would find
+    the merged atoms again), same data: exit 1 with one line per regressed metric; the unchanged method passes; an
+    accepted-changes entry lets the named change through."""
     good = tmp_path / "good.toml"
     good.write_text(tiny_scenario("gate", ["liao2026"], seed=5, n_atoms=30, image_size=36, step_deg=6.0,
                                   doses=[2e4], background=1.0))
     worse = tmp_path / "worse.toml"
-    worse.write_text(good.read_text() + '[method_options.liao2026]\n"reconstruct.iterations" = 5\n'
+    worse.write_text(good.read_text() + '[method_options.liao2026]\n"trace.min_distance_A" = 4.0\n'
                                         '"refine.add_distance_A" = 0.0\n')
     common = ["--quiet", "--cache-dir", str(tmp_path / "cache")]
     assert main(["run", str(good), "--reports", str(tmp_path / "a"), *common]) == 0
@@ -94,8 +94,8 @@ def test_worsened_method_fails_the_gate_end_to_end(tmp_path, capsys):
                        in line and "→" in line for line in err), err
     metrics = {line.split("regression: ")[1].split(" of ")[0] for line in err}
     acc = tmp_path / "accepted.toml"
-    acc.write_text("".join(f'[[accepted]]\nmetric = "{m}"\nmethod = "liao2026"\nreason = "fewer iterations"\n'
-                           for m in metrics))
+    acc.write_text("".join(f'[[accepted]]\nmetric = "{m}"\nmethod = "liao2026"\n'
+                           f'reason = "a larger minimum distance"\n' for m in metrics))
     assert main(["validate", str(c), "--baseline", str(a), "--accepted", str(acc)]) == 0
     assert "accepted: " in capsys.readouterr().out
 

@@ -144,7 +144,7 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
                 threshold: float | None = None, threshold_fraction: float = 0.1, refine: str = "gauss",
                 radius_A: float = 0.8, search_radius: float = 3.0, degree: int = 4, alpha: float = 1.0,
                 max_iter: int = 14, max_peaks: int | None = None, prune_seeds: bool = True,
-                mask=None) -> TracedModel:
+                mask=None, elements=None) -> TracedModel:
     """Trace atoms (sub-voxel intensity peaks) in a volume.
 
     Parameters
@@ -153,8 +153,9 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         Reconstruction, ``[ix, iy, iz]``, voxel size in Å.
     method : {"com", "poly"}
         Local maxima + 3-point fit / centre of mass, or polynomial tracing.
-    min_distance_A : float
-        Minimum distance between traced peaks [Å]; the brighter of a closer pair wins.
+    min_distance_A : float or "bond"
+        Minimum distance between traced peaks [Å]; the brighter of a closer pair wins.  ``"bond"``: from the
+        elements (:func:`aetbench.trace.bonds.bond_distance_A`, 0.8 × their shortest nearest-neighbour distance).
     oversampling : int
         Cubic-spline oversampling factor (1 = none; paper: 3 for ``"poly"``).
     threshold : float, optional
@@ -171,6 +172,8 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         ``"poly"``: drop seeds within ``min_distance_A`` − 1 voxel of a brighter
         seed before fitting (saves time on noise maxima; final pruning still uses
         the fitted heights).
+    elements : list of str, optional
+        The scenario's elements (given by the pipeline); needed for ``min_distance_A="bond"``.
     mask : ndarray, Volume or "auto", optional
         Support: peaks outside it are dropped.  A boolean array of the volume's shape, a
         :class:`Volume` in the global frame (any shape), or ``"auto"`` for
@@ -189,8 +192,9 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         raise AetbenchError(f"trace: method must be 'com' or 'poly', got {method!r}")
     if int(oversampling) != oversampling or oversampling < 1:
         raise AetbenchError(f"trace: oversampling must be an integer ≥ 1, got {oversampling}")
-    if not min_distance_A >= 0:
-        raise AetbenchError(f"trace: min_distance_A must be ≥ 0 Å, got {min_distance_A}")
+    from .bonds import resolve_distance
+
+    min_distance_A = resolve_distance(min_distance_A, elements, "trace: min_distance_A")
     data = np.asarray(volume.data, dtype=np.float64)
     thr = default_threshold(data, threshold_fraction) if threshold is None else float(threshold)
     feats: dict[str, np.ndarray] = {}

@@ -174,7 +174,7 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
                      max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
                      prune_rounds: int = 2, min_gain_fraction: float = 0.0, add_distance_A: float = 0.0,
                      add_rounds: int = 1, reclassify: bool = False, refine_geometry: bool = False,
-                     max_angle_deg: float = 1.0, max_geometry_shift_px: float = 1.0) -> TracedModel:
+                     max_angle_deg: float = 1.0, max_geometry_shift_px: float = 1.0, elements=None) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
 
     Parameters
@@ -255,6 +255,9 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         the convention of :func:`aetbench.reconstruct.angles.resire_refine_angles`).
     max_angle_deg, max_geometry_shift_px : float
         Bounds on the change of each angle [deg] and shift [pixels] (with ``refine_geometry``).
+    elements : list of str, optional
+        The scenario's elements (given by the pipeline): ``prune_distance_A`` and ``add_distance_A`` may be
+        ``"bond"``, :func:`aetbench.trace.bonds.bond_distance_A` of them.
 
     Returns
     -------
@@ -296,6 +299,10 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
                                 "with refine_geometry")
         geom = {"angles": np.asarray(ts.angles, float), "max_angle_deg": float(max_angle_deg),
                 "max_shift_px": float(max_geometry_shift_px)}
+    from .bonds import resolve_distance
+
+    prune_distance_A = resolve_distance(prune_distance_A, elements, "refine: prune_distance_A")
+    add_distance_A = resolve_distance(add_distance_A, elements, "refine: add_distance_A")
     if add_distance_A < 0 or add_rounds < 0:
         raise AetbenchError(f"refine: add_distance_A ≥ 0 Å and add_rounds ≥ 0 expected, got {add_distance_A!r}, "
                             f"{add_rounds!r}")
