@@ -189,3 +189,26 @@ def test_reclassify_gives_each_atom_the_element_the_projections_show():
     assert list(out.model.elements) == list(el)
     keep = refine_positions(traced, None, ts, data="preprocessed", iterations=60)
     assert list(keep.model.elements) == list(wrong)
+
+
+def test_additions_use_the_refined_geometry():
+    """With ``refine_geometry`` the residual is taken in the fitted angles and shifts: the images carry a shift of
+    0.6 px per projection, which the joint fit finds, and the missing atoms are still added where they are."""
+    truth, ts = _case(2e5, seed=11)
+    rng = np.random.default_rng(11)
+    sh = rng.normal(0, 0.6, (len(ts), 2))
+    from scipy import ndimage
+
+    shifted = ts.with_images(np.stack([ndimage.shift(im, s, order=3, mode="constant")
+                                       for im, s in zip(ts.images, sh)]))
+    missing = rng.choice(len(truth), 3, replace=False)
+    start = np.delete(truth.positions, missing, axis=0)
+    traced = TracedModel(AtomicModel(start, ["Si"] * len(start)), np.ones(len(start)))
+    out = refine_positions(traced, None, shifted, data="preprocessed", iterations=150, prune_distance_A=1.9,
+                           add_distance_A=1.9, refine_geometry=True, max_geometry_shift_px=2.0)
+    kept = out.model.elements != NON_ATOM
+    assert kept.sum() == len(truth) and out.features["refine_added"].sum() == 3
+    pos = out.model.positions[kept]
+    pos = pos - pos.mean(0) + truth.positions.mean(0)  # a common translation is a gauge of the shift fit
+    d, i = cKDTree(truth.positions).query(pos)
+    assert len(set(i)) == len(truth) and d.max() < 0.1, d.max()

@@ -321,7 +321,9 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         keep[np.flatnonzero(keep)[drop]] = False
         new_p = np.zeros((0, 3))
         if rnd < n_add_rounds:
-            new_p, new_e = _additions(b, R, ts.angles, pix, p, a, s, el_all[keep], ne, add_distance_A)
+            # the residual in the geometry of the last fit (refined angles and shifts with ``refine_geometry``)
+            ang_k, sh_k = (found["angles"], found["shifts_px"]) if found is not None else (ts.angles, None)
+            new_p, new_e = _additions(b, ang_k, sh_k, pix, p, a, s, el_all[keep], ne, add_distance_A)
             start = np.concatenate([start, new_p])
             el_all = np.concatenate([el_all, new_e])
             keep = np.concatenate([keep, np.ones(len(new_p), bool)])
@@ -388,8 +390,9 @@ def _pad(values, n: int):
     return np.concatenate([v, np.full((n, *v.shape[1:]), fill, dtype=v.dtype if v.dtype.kind != "i" else float)])
 
 
-def _additions(b, R, angles, pix, p, a, s, inv, ne, distance):
-    """Atoms the fit lacks, from its residual (see ``add_distance_A`` of :func:`refine_positions`).
+def _additions(b, angles, shifts_px, pix, p, a, s, inv, ne, distance):
+    """Atoms the fit lacks, from its residual (see ``add_distance_A`` of :func:`refine_positions`), in the geometry
+    ``angles`` [deg] and ``shifts_px`` (n, 2) (the model moved by +shift, as :func:`_fit` returns it; ``None``: 0).
 
     Returns positions (m, 3) [Å] and element indices (m,) of the accepted candidates, strongest first."""
     from scipy import ndimage
@@ -399,14 +402,17 @@ def _additions(b, R, angles, pix, p, a, s, inv, ne, distance):
 
     n, mx, my = b.shape
     model = np.zeros_like(b)
-    u, v = _beam_uv(p, R, pix, mx, my)
+    u, v = _beam_uv(p, geometry.rotation_matrices(angles), pix, mx, my)
+    if shifts_px is not None:
+        u = u + shifts_px[:, 0:1]
+        v = v + shifts_px[:, 1:2]
     _render(u, v, a[inv], s[inv], model)
     r = b - model
     sigma = float(np.sqrt(np.mean(r ** 2)))
     if not sigma > 0:
         return np.zeros((0, 3)), np.zeros(0, np.int64)
     vs = (mx, my, mx)
-    P = Projector(vs, angles, image_shape=(mx, my))
+    P = Projector(vs, angles, image_shape=(mx, my), shifts=shifts_px)
     zc = math.sqrt(2.0 * math.log(float(np.prod(vs))))
     best = np.full(vs, -np.inf)
     best_e = np.zeros(vs, np.int64)
