@@ -348,11 +348,9 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
         traced.model.positions.copy()
     sel = np.concatenate([np.flatnonzero(atoms), len(labels) + np.arange(n_add)])
     positions[sel[keep]] = p
-    new_labels = np.concatenate([labels.astype(str), species[el_all[len(pos0):]].astype(str)]) if n_add else \
-        labels.copy()
-    if reclassify and ne > 1:
-        new_labels = new_labels.astype(f"<U{max(new_labels.dtype.itemsize // 4, max(len(x) for x in species))}")
-        new_labels[sel[keep]] = species[el_all[keep]]
+    # every fitted atom (traced, then added) carries its element of the fit (its own unless reclassified)
+    new_labels = np.concatenate([labels.astype(str), np.full(n_add, NON_ATOM)])
+    new_labels[sel] = species[el_all]
     new_labels[sel[~keep]] = NON_ATOM
     feats = {k: _pad(v, n_add) for k, v in traced.features.items()}
     moved = np.zeros(n_all)
