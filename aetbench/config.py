@@ -39,11 +39,16 @@ aetbench.io.files.AetbenchError: probe.energy: unknown option; expected one of e
 from __future__ import annotations
 
 import math
+import re
 import typing
 from dataclasses import MISSING, field, fields
 from typing import Any
 
 from .errors import AetbenchError
+
+#: a distance [Å] given by the elements' rule: ``"bond"``, ``"nn"``, ``"f*bond"`` or ``"f*nn"``
+#: (:mod:`aetbench.trace.bonds`)
+DISTANCE_RULE = re.compile(r"^\s*(?:((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*\*\s*)?(bond|nn)\s*$")
 
 __all__ = ["UNIT_SUFFIXES", "Checker", "ConfigError", "build", "check_option", "check_scalar", "from_table",
            "setting", "type_name", "unit_of"]
@@ -83,6 +88,8 @@ def check_option(value, default, where: str):
     unit = unit_of(where)
     u = f" [{unit}]" if unit else ""
     if unit is not None and not (value is None and default is None):
+        if unit == "Å" and isinstance(value, str) and DISTANCE_RULE.match(value):
+            return value  # "bond" / "f*bond": the stage resolves it from the elements (aetbench.trace.bonds)
         if not _is_number(value) or not math.isfinite(value):
             raise AetbenchError(f"{where}: expected a finite number{u}, got {value!r}")
         return value

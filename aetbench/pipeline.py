@@ -503,6 +503,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
     methods = scenario_methods(sc)
 
     rows, details, stage_rows, limits, ref_rows, geo_rows = [], {}, [], {}, [], []
+    convergence: dict[tuple, list] = {}  # (structure, dose, method) -> R-factor per iteration
     warnings = data_warnings   # one list: data checks, axis hints, spread of the traced atoms
     loaded: tuple[Case, TiltSeries] | None = None  # cells run case by case: load each tilt series once
     cells = [(c, m) for c in all_cases for m in sc.methods]
@@ -539,6 +540,8 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             if save_volumes:
                 res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
         tag = f"{case.structure}_dose{case.dose:g}_{mname}"
+        if vmeta.get("r_factor"):
+            convergence[(case.structure, case.dose, mname)] = [float(v) for v in vmeta["r_factor"]]
         if vmeta.get("geometry"):
             geo_rows += geometry_rows(case.structure, case.dose, mname, vmeta["geometry"])
         if case.measured is not None:  # support, then agreement with the reference model (aetbench.measured)
@@ -592,7 +595,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
         with atomic_write_path(out / "geometry.csv") as tmp:
             geometry.to_csv(tmp, index=False, float_format="%.6g")
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
-                 pd.DataFrame(stage_rows), details, warnings=warnings, geometry=geometry)
+                 pd.DataFrame(stage_rows), details, warnings=warnings, geometry=geometry, convergence=convergence)
     if any(ref_rows):
         from .report.reference import append_reference_section
 

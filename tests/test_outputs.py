@@ -126,3 +126,18 @@ def test_recipe_structures_are_cached_in_the_runs_cache_folder(tmp_path):
     run_scenario(sc, reports_root=tmp_path / "r", cache_dir=tmp_path / "c", quiet=True)
     built = sorted(p.suffix for p in (tmp_path / "c" / "structures").iterdir())
     assert built == [".extxyz", ".json"]
+
+
+def test_the_report_shows_the_reconstruction_convergence(run):
+    """sirt records its R-factor per iteration; fbp (one step) records none: the report's convergence table, the
+    CSV and the curves hold sirt's 20 iterations, the same from the cache."""
+    _, first, second = run
+    for folder in (first, second):
+        conv = pd.read_csv(folder / "convergence.csv")
+        assert set(conv["method"]) == {"sirt"} and conv["iteration"].tolist() == list(range(1, 21))
+        assert (conv["r_factor"] > 0).all() and conv["r_factor"].iloc[-1] < conv["r_factor"].iloc[0]
+        text = (folder / "report.md").read_text()
+        assert "## Reconstruction convergence" in text and "![r_factor.png](r_factor.png)" in text
+        assert (folder / "r_factor.png").stat().st_size > 0
+    a, b = (pd.read_csv(f / "convergence.csv") for f in (first, second))
+    assert np.array_equal(a["r_factor"].to_numpy(), b["r_factor"].to_numpy())

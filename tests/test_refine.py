@@ -212,3 +212,38 @@ def test_additions_use_the_refined_geometry():
     pos = pos - pos.mean(0) + truth.positions.mean(0)  # a common translation is a gauge of the shift fit
     d, i = cKDTree(truth.positions).query(pos)
     assert len(set(i)) == len(truth) and d.max() < 0.1, d.max()
+
+
+def test_a_weak_partner_of_a_close_pair_must_be_detectable():
+    """Of a pair closer than ``pair_distance`` the weaker atom is dropped when its signal is below the detection
+    threshold, kept when above it; pairs farther apart are not judged."""
+    from aetbench.trace.refine import _to_drop
+
+    p = np.array([[0.0, 0, 0], [2.0, 0, 0], [10.0, 0, 0], [12.5, 0, 0]])
+    gain = np.array([5.0, 1.0, 5.0, 1.0])
+    inv = np.zeros(4, np.int64)
+    z = np.array([20.0, 3.0, 20.0, 3.0])
+    drop = _to_drop(p, gain, 1.8, inv, 0.0, z, 5.0, 2.35)
+    assert drop.tolist() == [False, True, False, False]       # 2.0 Å apart: judged; 2.5 Å: not
+    drop = _to_drop(p, gain, 1.8, inv, 0.0, np.array([20.0, 6.0, 20.0, 3.0]), 5.0, 2.35)
+    assert not drop.any()                                      # a detectable partner stays
+    assert not _to_drop(p, gain, 1.8, inv, 0.0).any()         # without signals: the distance rule alone
+
+
+def test_noise_partners_of_atoms_are_dropped_and_atoms_kept():
+    """Four spurious atoms started 2.0 Å from real ones (beyond the minimum distance, within the shortest bond) in
+    noisy images: with ``significance_distance_A="nn"`` every true atom, judged beside its partner, passes the
+    detection test and stays, and the spurious ones are gone."""
+    truth, ts = _case(2e4, seed=5)
+    rng = np.random.default_rng(5)
+    hosts = rng.choice(len(truth), 4, replace=False)
+    direction = rng.normal(size=(4, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    start = np.vstack([truth.positions + rng.normal(0, 0.05, truth.positions.shape),
+                       truth.positions[hosts] + 2.0 * direction])
+    traced = TracedModel(AtomicModel(start, ["Si"] * len(start)), np.ones(len(start)))
+    out = refine_positions(traced, None, ts, data="preprocessed", iterations=80, prune_distance_A="bond",
+                           significance_distance_A="nn", elements=["Si"])
+    kept = out.model.elements != NON_ATOM
+    d, i = cKDTree(truth.positions).query(out.model.positions[kept])
+    assert kept.sum() == len(truth) and len(set(i)) == len(truth) and d.max() < 0.15, (kept.sum(), d.max())

@@ -49,7 +49,7 @@ def scene():
 def test_trace_recovers_subvoxel_positions_noise_free(scene, method, ov):
     idx, _ = scene
     vol = Volume(blobs(idx, 1.0), VOXEL)
-    tr = trace_atoms(vol, method=method, oversampling=ov, min_distance_A=1.9)
+    tr = trace_atoms(vol, method=method, oversampling=ov, min_distance_A=1.6)
     truth = vol.index_to_position(idx)
     assert len(tr) == len(idx)
     err = match_errors(tr.model.positions, truth)
@@ -57,7 +57,7 @@ def test_trace_recovers_subvoxel_positions_noise_free(scene, method, ov):
     assert set(tr.model.elements) == {UNCLASSIFIED}
     # poly at ov=1 fits a 3-voxel sphere (2.5 σ): a degree-4 polynomial under-reads the top there
     assert np.allclose(tr.features["height"], 1.0, atol=0.05 if (method, ov) != ("poly", 1) else 0.25)
-    # integrated intensity of a unit 3-D Gaussian inside r = 0.8 Å = 2 voxels = 1.667 σ
+    # integrated intensity of a unit 3-D Gaussian inside r = 0.8 Å (half the minimum distance) = 2 voxels = 1.667 σ
     from scipy.stats import chi
     expected = (2 * np.pi) ** 1.5 * SIGMA**3 * chi(3).cdf(0.8 / VOXEL / SIGMA)
     assert np.allclose(tr.intensity, expected, rtol=0.03)
@@ -212,7 +212,7 @@ def test_bad_input_raises():
         trace_atoms(vol, method="nope")
     with pytest.raises(AetbenchError, match="oversampling"):
         trace_atoms(vol, oversampling=0)
-    tr = trace_atoms(vol)
+    tr = trace_atoms(vol, elements=["Si"])
     with pytest.raises(AetbenchError, match="elements"):
         classify(tr, vol, elements=["Qq"])
     with pytest.raises(AetbenchError, match="radius_A"):
@@ -236,7 +236,7 @@ def test_profile_refinement_fixes_a_mislabel():
 def test_empty_volume_gives_empty_models():
     vol = Volume(np.zeros((16, 16, 16)), VOXEL)
     for method, ov in [("com", 1), ("poly", 3)]:
-        tr = trace_atoms(vol, method=method, oversampling=ov)
+        tr = trace_atoms(vol, method=method, oversampling=ov, elements=["Si"])
         assert len(tr) == 0
         assert len(classify(tr, vol, elements=["Si"])) == 0
 

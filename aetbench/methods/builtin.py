@@ -13,12 +13,11 @@ _REC = "aetbench.reconstruct"
 _TR = "aetbench.trace"
 
 
-#: the shortest distance two atoms of liao2026's model may have [Å]: tracing keeps peaks this far apart, and the
-#: refinement drops the weaker of a closer pair and adds missed atoms only this far from the others.  Still one
-#: number (issue 13): the element rule "bond" (aetbench.trace.bonds, 0.8 × the shortest nearest-neighbour
-#: distance) gives Si 1.88 Å and serves aSi208 and asi20k, but its 2.01 Å for Co-Pd-Pt cost the CoPdPt glass
-#: 11-12 points of Co and Pd (linear tier, 1.7e4).
-_MIN_DISTANCE_A = 1.9
+#: the shortest distance two atoms of liao2026's model may have: "bond", the elements' rule
+#: (:mod:`aetbench.trace.bonds`: 0.75 × the shortest bond the elements form; Si 1.76 Å, Co-Pd-Pt 1.88 Å, SiO2
+#: 1.38 Å).  Tracing keeps peaks this far apart, and the refinement drops the weaker of a closer pair and adds
+#: missed atoms only this far from the others.
+_MIN_DISTANCE_A = "bond"
 
 
 def _trace(min_distance_A: float | str = _MIN_DISTANCE_A) -> Step:
@@ -27,8 +26,9 @@ def _trace(min_distance_A: float | str = _MIN_DISTANCE_A) -> Step:
                                                       "oversampling": 1})
 
 
-def _classify(radius_A: float = 0.8) -> Step:
-    """k-means classification on the integrated intensity within ``radius_A`` [Å]."""
+def _classify(radius_A: float | str = "0.5*bond") -> Step:
+    """k-means classification on the integrated intensity within ``radius_A`` [Å] (default half the elements'
+    minimum distance: neighbours' spheres never overlap)."""
     return Step("classify", f"{_TR}.classify:classify", {"radius_A": radius_A})
 
 
@@ -84,10 +84,10 @@ BUILTIN: dict[str, Method] = {
                                                           "refine_geometry": True}))),
     "liao2026-pty": Method(
         "liao2026-pty", "Liao et al. 2026 on ptychographic phase projections (pAET): normalisation, RESIRE, "
-                        "sub-voxel peak tracing at oxide bond lengths (≥ 1.2 Å apart), multi-step k-means, position "
+                        "sub-voxel peak tracing at the elements' minimum distance, multi-step k-means, position "
                         "refinement against the phase projections (no Poisson denoising: phases are not counts; no "
                         "background step: the ptychography puts the vacuum phase at 0)",
-        (Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}), _resire(200), _trace(1.2), _classify(0.6),
+        (Step("preprocess", f"{_PRE}.normalise:normalise_intensity", {}), _resire(200), _trace(), _classify(),
          _refine)),
     "yuan2022": Method(
         "yuan2022", "Yuan et al. 2022 (amorphous films, measured data): RESIRE 500 iterations, step 1, positivity, "

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io.files import atomic_write_text
-from ..score.tables import physical_limit, with_published  # computed in score/; rendered here
+from ..io.files import atomic_write_path, atomic_write_text
+from ..score.tables import convergence_table, physical_limit, with_published  # computed in score/; rendered here
 
 __all__ = ["write_report", "markdown_table", "with_published", "physical_limit"]
 
@@ -38,7 +38,8 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = "{:.2f}") -> str:
 
 
 def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame, details: dict,
-                 warnings: list[str] | None = None, geometry: pd.DataFrame | None = None) -> Path:
+                 warnings: list[str] | None = None, geometry: pd.DataFrame | None = None,
+                 convergence: dict | None = None) -> Path:
     """Write ``report.md`` and the figures into ``out``; returns the report path.
 
     ``warnings`` (one line each, e.g. from :func:`aetbench.preprocess.checks.check_tilt_series_data` or
@@ -97,6 +98,9 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
                      "rms angle between found and true orientation, defined also at theta = ±90°, where phi and "
                      "psi turn about one axis and only their sum or difference can be found.\n\n"
                      + markdown_table(geometry, "{:.3f}"))
+    if convergence:
+        parts.append(_convergence_section(out, convergence))
+        figures.append("r_factor.png")
     if not stages.empty:
         parts.append("\n## Seconds per stage\n\n`seconds` / `method_s` is the method alone; `load_s` the tilt series "
                      "(simulated or read from the cache) and `compile_s` numba's compilation are apart from it. "
@@ -121,10 +125,27 @@ def write_report(out: Path, scenario, scores: pd.DataFrame, stages: pd.DataFrame
     parts.append("\nFiles: `scores.csv` (all rows), `stage_seconds.csv`, `models/*.xyz` (traced models, extxyz)"
                  + (", `geometry.csv` (projection geometry against the truth)"
                     if geometry is not None and not geometry.empty else "")
-                 + (", `rings.csv` (ring statistics per cell)" if ring_parts else "") + ".\n")
+                 + (", `rings.csv` (ring statistics per cell)" if ring_parts else "")
+                 + (", `convergence.csv` (R-factor per iteration)" if convergence else "") + ".\n")
     path = out / "report.md"
     atomic_write_text(path, "".join(parts))
     return path
+
+
+def _convergence_section(out: Path, convergence: dict) -> str:
+    """The reconstruction's R-factor ``Σ|A x − b| / Σ|b|``: ``convergence.csv`` (every iteration), the curves
+    ``r_factor.png`` and a table of the last value and the first iteration within 1 % of it, per cell."""
+    from .plots import plot_convergence
+
+    long = pd.DataFrame([{"structure": k[0], "dose": k[1], "method": k[2], "iteration": i + 1, "r_factor": r}
+                         for k, hist in convergence.items() for i, r in enumerate(hist)])
+    with atomic_write_path(out / "convergence.csv") as tmp:
+        long.to_csv(tmp, index=False, float_format="%.6g")
+    plot_convergence(convergence, out / "r_factor.png")
+    return ("\n## Reconstruction convergence\n\nR-factor Σ|A x − b| / Σ|b| of the reconstruction against the "
+            "images it was given (after the method's preprocessing), after the last iteration; "
+            "`iterations_to_1pct`: the first iteration within 1 % of that value. Curves: `r_factor.png`, every "
+            "iteration: `convergence.csv`.\n\n" + markdown_table(convergence_table(convergence), "{:.5f}"))
 
 
 def _ring_sections(out: Path, details: dict):

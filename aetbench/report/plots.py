@@ -10,7 +10,7 @@ import pandas as pd  # noqa: E402
 
 from ..io.files import atomic_write_path  # noqa: E402
 
-__all__ = ["plot_rate_precision", "plot_error_histogram", "plot_model_vs_truth", "plot_compare"]
+__all__ = ["plot_rate_precision", "plot_error_histogram", "plot_model_vs_truth", "plot_compare", "plot_convergence"]
 
 
 def _save(fig, path):
@@ -141,4 +141,29 @@ def plot_model_vs_truth(details, path, *, title: str = "", slab_A: float = 4.0) 
     ax.set_title((title + "\n" if title else "") + f"slab {slab_A:g} Å thick about the truth's median z "
                  f"({details.protocol} protocol)", fontsize=9)
     ax.legend(fontsize=7, loc="upper right")
+    _save(fig, path)
+
+
+def plot_convergence(convergence: dict, path) -> None:
+    """R-factor vs iteration (log-log), one panel per dose [e/Å²], one line per method (and structure).
+
+    ``convergence`` maps ``(structure, dose, method)`` to the R-factor after each iteration.
+    """
+    doses = sorted({k[1] for k in convergence})
+    structures = {k[0] for k in convergence}
+    fig, axes = plt.subplots(1, len(doses), figsize=(4.2 * len(doses), 3.6), squeeze=False, sharey=True)
+    for ax, dose in zip(axes[0], doses):
+        for (structure, d, method), hist in convergence.items():
+            if d != dose:
+                continue
+            h = np.asarray(hist, float)
+            label = method + (f" ({structure})" if len(structures) > 1 else "")
+            ax.plot(np.arange(1, h.size + 1), h, "-", label=label)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("iteration")
+        ax.set_title(f"dose {dose:g} e/Å²")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("R-factor Σ|Ax − b| / Σ|b|")
+    axes[0][-1].legend(fontsize=8)
     _save(fig, path)

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..published import published
 
-__all__ = ["with_published", "physical_limit"]
+__all__ = ["with_published", "physical_limit", "convergence_table"]
 
 
 def with_published(scores: pd.DataFrame) -> pd.DataFrame:
@@ -75,3 +75,22 @@ def physical_limit(scores: pd.DataFrame) -> pd.DataFrame:
         if np.isfinite(vals).any():
             out["paper / limit"] = vals / out["physical_limit_pm"].to_numpy()
     return out
+
+
+def convergence_table(convergence: dict) -> pd.DataFrame:
+    """Per ``(structure, dose, method)`` key of ``convergence`` (its R-factor after each iteration): the number of
+    iterations, the last R-factor and ``iterations_to_1pct``, the first iteration within 1 % of the last value.
+
+    Examples
+    --------
+    >>> convergence_table({("p", 8e3, "m"): [0.5, 0.3, 0.201, 0.2]})[["iterations", "iterations_to_1pct"]].values.tolist()
+    [[4, 3]]
+    """
+    rows = []
+    for (structure, dose, method), hist in convergence.items():
+        h = np.asarray(hist, float)
+        last = float(h[-1])
+        within = np.flatnonzero(h <= last * 1.01)
+        rows.append({"structure": structure, "dose": dose, "method": method, "iterations": len(h),
+                     "r_factor": last, "iterations_to_1pct": int(within[0]) + 1 if within.size else len(h)})
+    return pd.DataFrame(rows)

@@ -1,73 +1,104 @@
 """The shortest distance two atoms may have, from the elements alone.
 
-Rule (``"bond"`` wherever a stage takes a minimum distance): **0.8 × the shortest nearest-neighbour distance of
-the elements' own solids**, from ASE's reference states (:data:`ase.data.reference_states`): diamond ``a√3/4``,
-fcc ``a/√2``, bcc ``a√3/2``, hcp and simple cubic ``a``, a diatomic molecule its bond ``d``; other structures
-(β-Sn's bct, …) twice the covalent radius (:data:`ase.data.covalent_radii`).  In an amorphous solid the first
-peak of the pair distribution sits near the crystal's nearest-neighbour distance and no pair comes closer than
-about 0.8 of it: the paper's 19,993-atom a-Si and its SiGeSn particle have no pair under 1.89 Å
-(0.80 × 2.35 Å).  Si gives 1.88 Å, Ge 1.96 Å, Co 2.01 Å, Pd 2.20 Å, Pt 2.22 Å, Ta 2.29 Å.
+Rule (``"bond"`` wherever a stage takes a distance; ``"f*bond"`` for a multiple ``f`` of it; ``"nn"`` for the
+shortest bond itself):
+**:data:`BOND_FRACTION` (0.75) × the shortest bond the elements can form**.  Each element has a bond radius
+ρ: half the nearest-neighbour distance of its own solid from ASE's reference states
+(:data:`ase.data.reference_states`: diamond ``a√3/4``, fcc ``a/√2``, bcc ``a√3/2``, hcp and simple cubic ``a``;
+other solids, e.g. β-Sn's bct, twice the covalent radius), or, for an element whose reference state is a
+molecule (O, N, H, …), its covalent radius (:data:`ase.data.covalent_radii`).  A pair's bond is ``ρ_i + ρ_j``;
+two molecular elements are not counted as a pair when a solid-forming element is present (in an oxide oxygen
+bonds to the cation, O–O is a second-neighbour distance).  So Si 2.35 Å, Si–O 1.84 Å, Co 2.51 Å.
 
-Not the default of any shipped method: on the 18k-atom CoPdPt glass (linear tier, 1.7e4 e/Å²) its 2.01 Å cost
-liao2026 11 points of Co and 9 of Pd against 1.9 Å; on aSi208 and the 20k-atom a-Si it does as well as 1.9 Å.
+Why 0.75: in an amorphous solid the first peak of the pair distribution sits near the crystal's
+nearest-neighbour distance and no pair comes much closer (the paper's 19,993-atom a-Si and its SiGeSn:
+no pair under 1.89 Å = 0.80 × 2.35 Å; the CoPdPt glass recipe none under 0.91 × 2.51 Å), while two traced
+peaks of one atom lie ~1 Å apart.  The margin below 0.8 is for the measurement: a refined light atom next to
+heavy ones can sit a few tenths of an Å closer to them than it is (CoPdPt, 1.7e4 e/Å²: a limit of 0.8 ×
+2.51 = 2.01 Å pruned 11 % of the Co and 9 % of the Pd as members of too-close pairs; 1.88 Å keeps them).
+Si gives 1.76 Å, Si–Ge–Sn 1.76 Å, Co–Pd–Pt 1.88 Å, Ta 2.14 Å, SiO₂ 1.38 Å.
 
 Examples
 --------
 >>> round(bond_distance_A(["Si"]), 2), round(bond_distance_A(["Co", "Pd", "Pt"]), 2)
-(1.88, 2.01)
+(1.76, 1.88)
+>>> round(resolve_distance("0.5*bond", ["Si"], "radius_A"), 2)
+0.88
 """
 from __future__ import annotations
 
 import math
 
+from ..config import DISTANCE_RULE as _RULE
 from ..errors import AetbenchError
 from ..types import NON_ATOM
 
-__all__ = ["bond_distance_A", "resolve_distance", "BOND_FRACTION"]
+__all__ = ["bond_distance_A", "shortest_bond_A", "resolve_distance", "is_distance_rule", "BOND_FRACTION"]
 
 #: no pair of an amorphous solid comes closer than this fraction of the nearest-neighbour distance
-BOND_FRACTION = 0.8
+BOND_FRACTION = 0.75
 
 
-def _nearest_neighbour_A(symbol: str) -> float:
+
+def _bond_radius_A(symbol: str) -> tuple[float, bool]:
+    """``(ρ, molecular)``: the element's bond radius [Å] (see the module) and whether its reference state is a
+    molecule (or unknown)."""
     from ase.data import atomic_numbers, covalent_radii, reference_states
 
     z = atomic_numbers.get(symbol)
-    if z is None:
+    if z is None or symbol == "X":
         raise AetbenchError(f"elements: unknown element {symbol!r}")
     ref = reference_states[z] or {}
     sym, a = ref.get("symmetry"), ref.get("a")
-    if sym == "diamond":
-        return a * math.sqrt(3.0) / 4.0
-    if sym == "fcc":
-        return a / math.sqrt(2.0)
-    if sym == "bcc":
-        return a * math.sqrt(3.0) / 2.0
-    if sym in ("hcp", "sc"):
-        return float(a)
-    if sym == "diatom":
-        return float(ref["d"])
-    return 2.0 * float(covalent_radii[z])
+    nn = {"diamond": lambda: a * math.sqrt(3.0) / 4.0, "fcc": lambda: a / math.sqrt(2.0),
+          "bcc": lambda: a * math.sqrt(3.0) / 2.0, "hcp": lambda: float(a), "sc": lambda: float(a)}
+    if sym in nn:
+        return 0.5 * nn[sym](), False
+    # another solid (β-Sn's bct, …) or a molecule / atom (O, N, H, noble gases): the covalent radius
+    return float(covalent_radii[z]), sym in (None, "diatom", "atom")
+
+
+def shortest_bond_A(elements) -> float:
+    """The shortest bond ``ρ_i + ρ_j`` the ``elements`` can form [Å] (see the module)."""
+    els = sorted({str(e) for e in (elements or []) if str(e) not in (NON_ATOM, "?")})
+    if not els:
+        raise AetbenchError("min distance 'bond': needs the scenario's elements (none given)")
+    radii = {e: _bond_radius_A(e) for e in els}
+    solid = any(not mol for _, mol in radii.values())
+    best = math.inf
+    for i, ei in enumerate(els):
+        for ej in els[i:]:
+            (ri, mi), (rj, mj) = radii[ei], radii[ej]
+            if solid and mi and mj:
+                continue
+            best = min(best, ri + rj)
+    return best
 
 
 def bond_distance_A(elements) -> float:
-    """:data:`BOND_FRACTION` × the shortest nearest-neighbour distance of ``elements`` [Å] (see the module)."""
-    els = [str(e) for e in (elements or []) if str(e) not in (NON_ATOM, "?")]
-    if not els:
-        raise AetbenchError("min distance 'bond': needs the scenario's elements (none given)")
-    return BOND_FRACTION * min(_nearest_neighbour_A(e) for e in els)
+    """:data:`BOND_FRACTION` × :func:`shortest_bond_A` of ``elements`` [Å] (see the module)."""
+    return BOND_FRACTION * shortest_bond_A(elements)
 
 
 def resolve_distance(value, elements, name: str) -> float:
-    """A distance parameter [Å]: a number as given, or ``"bond"`` for :func:`bond_distance_A` of ``elements``."""
+    """A distance parameter [Å]: a number as given, ``"bond"`` for :func:`bond_distance_A` of ``elements``,
+    ``"nn"`` for :func:`shortest_bond_A`, or ``"f*bond"`` / ``"f*nn"`` for ``f`` times either."""
     if isinstance(value, str):
-        if value != "bond":
-            raise AetbenchError(f"{name}: expected a distance in Å or 'bond', got {value!r}")
-        return bond_distance_A(elements)
+        m = _RULE.match(value)
+        if m is None:
+            raise AetbenchError(f"{name}: expected a distance in Å, 'bond', 'nn', 'f*bond' or 'f*nn', got {value!r}")
+        base = bond_distance_A(elements) if m.group(2) == "bond" else shortest_bond_A(elements)
+        return (float(m.group(1)) if m.group(1) else 1.0) * base
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise AetbenchError(f"{name}: expected a distance in Å or 'bond', got {value!r}") from None
+        raise AetbenchError(f"{name}: expected a distance in Å, 'bond', 'nn', 'f*bond' or 'f*nn', "
+                            f"got {value!r}") from None
     if not v >= 0:
         raise AetbenchError(f"{name}: expected a distance ≥ 0 Å, got {value!r}")
     return v
+
+
+def is_distance_rule(value) -> bool:
+    """Whether ``value`` is a distance rule string (``"bond"``, ``"nn"``, ``"f*bond"``, ``"f*nn"``)."""
+    return isinstance(value, str) and _RULE.match(value) is not None

@@ -170,7 +170,7 @@ def refine_by_profile(profiles: np.ndarray, labels: np.ndarray, n_iter: int = 2)
     return lab
 
 
-def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: int = 0, radius_A: float = 0.8,
+def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: int = 0, radius_A: float | str = "0.5*bond",
              n_init: int = 10, nonatom_ratio: float = 0.4, min_separation: float = 2.0, refine_iter: int = 2,
              find_nonatom: bool = True, intensity_model: str = "kmeans") -> TracedModel:
     """Label every traced peak with an element of ``elements`` or :data:`NON_ATOM` (``"x"``).
@@ -185,8 +185,10 @@ def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: 
         Chemical symbols present; matched to intensity clusters by atomic number.
     seed : int
         ``random_state`` of k-means (deterministic for a seed).
-    radius_A : float
-        Radius [Å] of the sphere of integrated intensity.
+    radius_A : float or str
+        Radius [Å] of the sphere of integrated intensity; default ``"0.5*bond"``: half the elements' minimum
+        distance (:func:`aetbench.trace.bonds.bond_distance_A`), so that neighbours' spheres never overlap
+        (Si 0.88 Å, Co-Pd-Pt 0.94 Å).
     n_init, nonatom_ratio, min_separation, refine_iter
         See the module docstring.
     find_nonatom : bool
@@ -205,7 +207,10 @@ def classify(traced: TracedModel, volume: Volume, *, elements: list[str], seed: 
         features gain ``integrated`` and ``class_index`` (-1 non-atom, else the
         index into the elements sorted by atomic number).
     """
+    from .bonds import resolve_distance
+
     els = order_elements(elements)
+    radius_A = resolve_distance(radius_A, els, "classify: radius_A")
     pos = traced.model.positions
     I = integrated_intensity(volume, pos, radius_A)
     K = len(els)

@@ -70,7 +70,7 @@ def refine_centre_of_mass(data: np.ndarray, index: np.ndarray) -> np.ndarray:
     return np.asarray(index, dtype=np.float64) + (w @ off) / s
 
 
-def integrated_intensity(volume: Volume, positions: np.ndarray, radius_A: float = 0.8,
+def integrated_intensity(volume: Volume, positions: np.ndarray, radius_A: float,
                          step: float = 0.5, order: int = 3) -> np.ndarray:
     """Integral of the volume over a sphere of ``radius_A`` [Å] around each position [Å].
 
@@ -140,9 +140,9 @@ def _seed_prune_distance(min_distance_A: float, voxel_size: float, enabled: bool
     return max(float(min_distance_A) / voxel_size - 1.0, 0.0) if enabled else 0.0
 
 
-def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 1.9, oversampling: int = 1,
+def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float | str = "bond", oversampling: int = 1,
                 threshold: float | None = None, threshold_fraction: float = 0.1, refine: str = "gauss",
-                radius_A: float = 0.8, search_radius: float = 3.0, degree: int = 4, alpha: float = 1.0,
+                radius_A: float | str | None = None, search_radius: float = 3.0, degree: int = 4, alpha: float = 1.0,
                 max_iter: int = 14, max_peaks: int | None = None, prune_seeds: bool = True,
                 mask=None, elements=None) -> TracedModel:
     """Trace atoms (sub-voxel intensity peaks) in a volume.
@@ -153,9 +153,10 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         Reconstruction, ``[ix, iy, iz]``, voxel size in Å.
     method : {"com", "poly"}
         Local maxima + 3-point fit / centre of mass, or polynomial tracing.
-    min_distance_A : float or "bond"
-        Minimum distance between traced peaks [Å]; the brighter of a closer pair wins.  ``"bond"``: from the
-        elements (:func:`aetbench.trace.bonds.bond_distance_A`, 0.8 × their shortest nearest-neighbour distance).
+    min_distance_A : float or str
+        Minimum distance between traced peaks [Å]; the brighter of a closer pair wins.  ``"bond"`` (default): from
+        the elements (:func:`aetbench.trace.bonds.bond_distance_A`, 0.75 × the shortest bond they form; needs
+        ``elements``); ``"f*bond"``: ``f`` times that.
     oversampling : int
         Cubic-spline oversampling factor (1 = none; paper: 3 for ``"poly"``).
     threshold : float, optional
@@ -163,8 +164,9 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
         ``threshold_fraction`` × 99.9th percentile of the volume.
     refine : {"gauss", "parabola", "com"}
         Sub-voxel refinement of ``"com"``.
-    radius_A : float
-        Sphere radius [Å] of the ``intensity`` (integrated intensity) feature.
+    radius_A : float or str, optional
+        Sphere radius [Å] of the ``intensity`` (integrated intensity) feature; default half of
+        ``min_distance_A`` (neighbours' spheres never overlap).
     search_radius, degree, alpha, max_iter, max_peaks
         Passed to :func:`aetbench.trace.poly.poly_trace` (``search_radius`` in
         oversampled voxels).
@@ -195,6 +197,7 @@ def trace_atoms(volume: Volume, *, method: str = "com", min_distance_A: float = 
     from .bonds import resolve_distance
 
     min_distance_A = resolve_distance(min_distance_A, elements, "trace: min_distance_A")
+    radius_A = 0.5 * min_distance_A if radius_A is None else resolve_distance(radius_A, elements, "trace: radius_A")
     data = np.asarray(volume.data, dtype=np.float64)
     thr = default_threshold(data, threshold_fraction) if threshold is None else float(threshold)
     feats: dict[str, np.ndarray] = {}

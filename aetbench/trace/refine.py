@@ -172,8 +172,8 @@ def render_atoms(positions, amplitude, sigma_A, angles_deg, *, pixel_size: float
 def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries, *, raw: TiltSeries | None = None,
                      measured: TiltSeries | None = None, data: str = "raw", iterations: int = 60, sigma_A: float = 0.35, fit_width: bool = True,
                      max_shift_A: float = 1.0, tolerance: float = 1e-9, prune_distance_A: float = 0.0,
-                     prune_rounds: int = 2, min_gain_fraction: float = 0.0, add_distance_A: float = 0.0,
-                     add_rounds: int = 1, reclassify: bool = False, refine_geometry: bool = False,
+                     prune_rounds: int = 2, min_gain_fraction: float = 0.0, significance_distance_A: float = 0.0,
+                     add_distance_A: float = 0.0, add_rounds: int = 1, reclassify: bool = False, refine_geometry: bool = False,
                      max_angle_deg: float = 1.0, max_geometry_shift_px: float = 1.0, elements=None) -> TracedModel:
     """Refine traced positions (and per-element intensity and width) against the projections.
 
@@ -216,6 +216,14 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     min_gain_fraction : float
         With pruning, also drop atoms whose removal costs less than this
         fraction of the median cost for their element (weak, spurious peaks).
+    significance_distance_A : float or str
+        With pruning, of every pair closer than this [Å] the weaker atom (the one whose removal costs less) must
+        be detectable on its own: its matched-filter signal ``S_j / (σ sqrt(Σ g_j²))`` (``S_j = Σ r_j g_j``,
+        ``r_j`` the data minus every other atom, σ the residual's RMS per pixel) at least ``sqrt(2 ln M)``, the
+        threshold at which ``add_distance_A`` adds an atom (``M`` pixel-size voxels of the volume the images
+        span); else it is dropped.  A noise peak grown next to an atom fits a little of the noise, so its gain
+        is positive, but its signal stays at the level of the largest noise value.  0 disables it; ``"nn"``: the
+        elements' shortest bond.
     add_distance_A : float
         After the fit (and pruning), look for atoms the tracing missed, in the
         residual ``r = data − model``, up to ``add_rounds`` times: adding an
@@ -302,6 +310,7 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     from .bonds import resolve_distance
 
     prune_distance_A = resolve_distance(prune_distance_A, elements, "refine: prune_distance_A")
+    significance_distance_A = resolve_distance(significance_distance_A, elements, "refine: significance_distance_A")
     add_distance_A = resolve_distance(add_distance_A, elements, "refine: add_distance_A")
     if add_distance_A < 0 or add_rounds < 0:
         raise AetbenchError(f"refine: add_distance_A ≥ 0 Å and add_rounds ≥ 0 expected, got {add_distance_A!r}, "
@@ -315,14 +324,18 @@ def refine_positions(traced: TracedModel, volume: Volume | None, ts: TiltSeries,
     el_all = inv.copy()
     n_add_rounds = int(add_rounds) if add_distance_A > 0 else 0
     for rnd in range(max(int(prune_rounds) if prune_distance_A > 0 else 0, n_add_rounds)):
-        drop = _to_drop(p, gain, prune_distance_A, el_all[keep], min_gain_fraction) if prune_distance_A > 0 \
-            else np.zeros(len(p), bool)
+        ang_k, sh_k = (found["angles"], found["shifts_px"]) if found is not None else (ts.angles, None)
+        if prune_distance_A > 0:
+            z = _signal_z(b, ang_k, sh_k, pix, p, a, s, gain, el_all[keep]) if significance_distance_A > 0 else None
+            drop = _to_drop(p, gain, prune_distance_A, el_all[keep], min_gain_fraction, z, _detection_z(b.shape),
+                            significance_distance_A)
+        else:
+            drop = np.zeros(len(p), bool)
         p = p[~drop]
         keep[np.flatnonzero(keep)[drop]] = False
         new_p = np.zeros((0, 3))
         if rnd < n_add_rounds:
             # the residual in the geometry of the last fit (refined angles and shifts with ``refine_geometry``)
-            ang_k, sh_k = (found["angles"], found["shifts_px"]) if found is not None else (ts.angles, None)
             new_p, new_e = _additions(b, ang_k, sh_k, pix, p, a, s, el_all[keep], ne, add_distance_A)
             start = np.concatenate([start, new_p])
             el_all = np.concatenate([el_all, new_e])
@@ -388,6 +401,38 @@ def _pad(values, n: int):
     return np.concatenate([v, np.full((n, *v.shape[1:]), fill, dtype=v.dtype if v.dtype.kind != "i" else float)])
 
 
+def _residual(b, angles, shifts_px, pix, p, a, s, inv):
+    """Data minus the model of atoms ``p`` [Å] (element indices ``inv``, amplitudes ``a``, widths ``s`` [px]) in
+    the geometry ``angles`` [deg], ``shifts_px`` (n, 2) or ``None``."""
+    n, mx, my = b.shape
+    model = np.zeros_like(b)
+    u, v = _beam_uv(p, geometry.rotation_matrices(angles), pix, mx, my)
+    if shifts_px is not None:
+        u = u + shifts_px[:, 0:1]
+        v = v + shifts_px[:, 1:2]
+    _render(u, v, a[inv], s[inv], model)
+    return b - model
+
+
+def _detection_z(shape) -> float:
+    """``sqrt(2 ln M)``: the largest pure-noise matched-filter value (noise units) of ``M`` grid points, the
+    voxel grid ``(mx, my, mx)`` of pixel-size voxels that images of ``shape`` (n, mx, my) span."""
+    n, mx, my = shape
+    return math.sqrt(2.0 * math.log(float(mx) * my * mx))
+
+
+def _signal_z(b, angles, shifts_px, pix, p, a, s, gain, inv):
+    """Per atom, its matched-filter signal in noise units, ``S_j / (σ sqrt(Σ g_j²))``: ``S_j = Σ r_j g_j`` with
+    ``r_j`` the data minus every other atom (from the fit's gain, ``S_j = ½ a_j Σ g_j² + gain_j / a_j``), σ the
+    residual's RMS per pixel.  The statistic :func:`_additions` detects an atom by."""
+    r = _residual(b, angles, shifts_px, pix, p, a, s, inv)
+    sigma = float(np.sqrt(np.mean(r ** 2)))
+    aj, sj = a[inv], s[inv]
+    g2 = b.shape[0] / (4.0 * np.pi * sj ** 2)
+    S = 0.5 * aj * g2 + gain / np.where(aj != 0, aj, np.inf)
+    return S / (sigma * np.sqrt(g2)) if sigma > 0 else np.full(len(p), np.inf)
+
+
 def _additions(b, angles, shifts_px, pix, p, a, s, inv, ne, distance):
     """Atoms the fit lacks, from its residual (see ``add_distance_A`` of :func:`refine_positions`), in the geometry
     ``angles`` [deg] and ``shifts_px`` (n, 2) (the model moved by +shift, as :func:`_fit` returns it; ``None``: 0).
@@ -399,19 +444,13 @@ def _additions(b, angles, shifts_px, pix, p, a, s, inv, ne, distance):
     from ..reconstruct.projector import Projector
 
     n, mx, my = b.shape
-    model = np.zeros_like(b)
-    u, v = _beam_uv(p, geometry.rotation_matrices(angles), pix, mx, my)
-    if shifts_px is not None:
-        u = u + shifts_px[:, 0:1]
-        v = v + shifts_px[:, 1:2]
-    _render(u, v, a[inv], s[inv], model)
-    r = b - model
+    r = _residual(b, angles, shifts_px, pix, p, a, s, inv)
     sigma = float(np.sqrt(np.mean(r ** 2)))
     if not sigma > 0:
         return np.zeros((0, 3)), np.zeros(0, np.int64)
     vs = (mx, my, mx)
     P = Projector(vs, angles, image_shape=(mx, my), shifts=shifts_px)
-    zc = math.sqrt(2.0 * math.log(float(np.prod(vs))))
+    zc = _detection_z(b.shape)
     best = np.full(vs, -np.inf)
     best_e = np.zeros(vs, np.int64)
     for e in range(ne):
@@ -463,14 +502,20 @@ def _reclassify(b, R, pix, p, a, s, inv, ne):
     return np.argmin(cost, axis=0).astype(inv.dtype)
 
 
-def _to_drop(p, gain, distance, inv, min_gain_fraction):
+def _to_drop(p, gain, distance, inv, min_gain_fraction, z=None, zc=0.0, pair_distance=0.0):
     """Atoms to drop: those whose removal would improve the fit (gain ≤ 0) or costs less than
-    ``min_gain_fraction`` × the median gain of their element, and of every pair closer than
-    ``distance`` [Å] the one whose removal costs less."""
+    ``min_gain_fraction`` × the median gain of their element; of every pair closer than ``distance`` [Å] the one
+    whose removal costs less; and, given the signals ``z`` (noise units), of every pair closer than
+    ``pair_distance`` [Å] the weaker when its signal is below ``zc``."""
     from scipy.spatial import cKDTree
 
     med = np.array([np.median(gain[inv == e]) if np.any(inv == e) else 0.0 for e in range(inv.max() + 1)])
     weak = (gain <= 0) | (gain < min_gain_fraction * med[inv])
+    if z is not None and pair_distance > 0 and len(p) > 1:
+        close = cKDTree(p).query_pairs(pair_distance, output_type="ndarray")
+        if len(close):
+            lower = np.where(gain[close[:, 0]] < gain[close[:, 1]], close[:, 0], close[:, 1])
+            weak[lower[z[lower] < zc]] = True
     drop = np.zeros(len(p), bool)
     protected = np.zeros(len(p), bool)  # the better atom of a close pair is judged again after the refit
     pairs = cKDTree(p).query_pairs(distance, output_type="ndarray")
