@@ -157,7 +157,7 @@ def test_support_computed_and_mask_errors():
     eroded = compute_support(Volume(d, 0.5), smooth_A=1.0, erosion_A=1.0)
     assert eroded.sum() < sup.sum() and not eroded[:, :, 10].any()
     with pytest.raises(AetbenchError, match=r"trace mask: expected a mask of the volume's shape \(30, 30, 30\)") as e:
-        trace_atoms(Volume(d, 0.5), mask=np.ones((30, 30, 29), bool))
+        trace_atoms(Volume(d, 0.5), min_distance_A=1.5, mask=np.ones((30, 30, 29), bool))
     assert "\n" not in str(e.value)
 
 
