@@ -33,11 +33,17 @@ from ..config import DISTANCE_RULE as _RULE
 from ..errors import AetbenchError
 from ..types import NON_ATOM
 
-__all__ = ["bond_distance_A", "shortest_bond_A", "resolve_distance", "is_distance_rule", "BOND_FRACTION"]
+__all__ = ["bond_distance_A", "shortest_bond_A", "resolve_distance", "BOND_FRACTION"]
 
-#: no pair of an amorphous solid comes closer than this fraction of the nearest-neighbour distance
+#: the minimum distance as a fraction of the shortest bond: below the ~0.8 of an amorphous solid's closest pairs,
+#: with a margin for light atoms fitted towards heavy neighbours (see the module)
 BOND_FRACTION = 0.75
 
+#: nearest-neighbour distance per lattice constant ``a`` of the solids whose reference state gives one
+_NN_PER_A = {"diamond": math.sqrt(3.0) / 4.0, "fcc": 1.0 / math.sqrt(2.0), "bcc": math.sqrt(3.0) / 2.0,
+             "hcp": 1.0, "sc": 1.0}
+
+_EXPECTED = "expected a distance in Å, 'bond', 'nn', 'f*bond' or 'f*nn'"
 
 
 def _bond_radius_A(symbol: str) -> tuple[float, bool]:
@@ -49,11 +55,9 @@ def _bond_radius_A(symbol: str) -> tuple[float, bool]:
     if z is None or symbol == "X":
         raise AetbenchError(f"elements: unknown element {symbol!r}")
     ref = reference_states[z] or {}
-    sym, a = ref.get("symmetry"), ref.get("a")
-    nn = {"diamond": lambda: a * math.sqrt(3.0) / 4.0, "fcc": lambda: a / math.sqrt(2.0),
-          "bcc": lambda: a * math.sqrt(3.0) / 2.0, "hcp": lambda: float(a), "sc": lambda: float(a)}
-    if sym in nn:
-        return 0.5 * nn[sym](), False
+    sym = ref.get("symmetry")
+    if sym in _NN_PER_A:
+        return 0.5 * _NN_PER_A[sym] * float(ref["a"]), False
     # another solid (β-Sn's bct, …) or a molecule / atom (O, N, H, noble gases): the covalent radius
     return float(covalent_radii[z]), sym in (None, "diatom", "atom")
 
@@ -62,7 +66,7 @@ def shortest_bond_A(elements) -> float:
     """The shortest bond ``ρ_i + ρ_j`` the ``elements`` can form [Å] (see the module)."""
     els = sorted({str(e) for e in (elements or []) if str(e) not in (NON_ATOM, "?")})
     if not els:
-        raise AetbenchError("min distance 'bond': needs the scenario's elements (none given)")
+        raise AetbenchError("distance rule 'bond' / 'nn': needs the scenario's elements (none given)")
     radii = {e: _bond_radius_A(e) for e in els}
     solid = any(not mol for _, mol in radii.values())
     best = math.inf
@@ -86,19 +90,14 @@ def resolve_distance(value, elements, name: str) -> float:
     if isinstance(value, str):
         m = _RULE.match(value)
         if m is None:
-            raise AetbenchError(f"{name}: expected a distance in Å, 'bond', 'nn', 'f*bond' or 'f*nn', got {value!r}")
+            raise AetbenchError(f"{name}: {_EXPECTED}, got {value!r}")
         base = bond_distance_A(elements) if m.group(2) == "bond" else shortest_bond_A(elements)
         return (float(m.group(1)) if m.group(1) else 1.0) * base
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise AetbenchError(f"{name}: expected a distance in Å, 'bond', 'nn', 'f*bond' or 'f*nn', "
-                            f"got {value!r}") from None
+        raise AetbenchError(f"{name}: {_EXPECTED}, got {value!r}") from None
     if not v >= 0:
         raise AetbenchError(f"{name}: expected a distance ≥ 0 Å, got {value!r}")
     return v
 
-
-def is_distance_rule(value) -> bool:
-    """Whether ``value`` is a distance rule string (``"bond"``, ``"nn"``, ``"f*bond"``, ``"f*nn"``)."""
-    return isinstance(value, str) and _RULE.match(value) is not None

@@ -511,14 +511,15 @@ def _to_drop(p, gain, distance, inv, min_gain_fraction, z=None, zc=0.0, pair_dis
 
     med = np.array([np.median(gain[inv == e]) if np.any(inv == e) else 0.0 for e in range(inv.max() + 1)])
     weak = (gain <= 0) | (gain < min_gain_fraction * med[inv])
-    if z is not None and pair_distance > 0 and len(p) > 1:
-        close = cKDTree(p).query_pairs(pair_distance, output_type="ndarray")
+    tree = cKDTree(p)
+    if z is not None and pair_distance > 0:
+        close = tree.query_pairs(pair_distance, output_type="ndarray")
         if len(close):
             lower = np.where(gain[close[:, 0]] < gain[close[:, 1]], close[:, 0], close[:, 1])
             weak[lower[z[lower] < zc]] = True
     drop = np.zeros(len(p), bool)
     protected = np.zeros(len(p), bool)  # the better atom of a close pair is judged again after the refit
-    pairs = cKDTree(p).query_pairs(distance, output_type="ndarray")
+    pairs = tree.query_pairs(distance, output_type="ndarray")
     for i, j in pairs[np.argsort(-np.maximum(gain[pairs[:, 0]], gain[pairs[:, 1]]))] if len(pairs) else []:
         if drop[i] or drop[j]:
             continue
