@@ -117,15 +117,15 @@ def run_compare(scenario, *, seeds: int = 5, vary_structure: bool = False, repor
     """Run ``scenario`` over ``seeds`` realisations and write the comparison; returns its folder."""
     from tqdm.auto import tqdm
 
-    from .methods import METHODS, get_method
+    from .methods import METHODS
+    from .methods.registry import scenario_methods
     from .pipeline import progress_enabled
     from .scenario import Scenario, load_scenario
 
     if not (isinstance(seeds, int) and seeds >= 1):
         raise AetbenchError(f"--seeds: expected a whole number ≥ 1, got {seeds!r}")
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, known_methods=METHODS)
-    for m in sc.methods:
-        get_method(m, sc.method_options.get(m))
+    scenario_methods(sc)  # every method the scenario runs, its own [methods.NAME] tables included: bad ones stop here
     root = safe_join(reports_root, sc.name)
     root.mkdir(parents=True, exist_ok=True)
     folder = root / f"compare-{datetime.now():%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"

@@ -85,6 +85,24 @@ def test_compare_end_to_end(tmp_path, capsys):
                                   b[["method", "protocol", "rate_pct", "precision_pm"]])
 
 
+def test_compare_runs_the_scenarios_own_methods(tmp_path, capsys):
+    """A ``[methods.NAME]`` table of the scenario is a method ``compare`` knows, as ``run`` does."""
+    sc = tmp_path / "own.toml"
+    text = tiny_scenario("own", ["sirt"], seed=3, image_size=28, doses=[3e4],
+                         extra='[methods.sirt20]\nbase = "sirt"\niterations = 20')
+    sc.write_text(text.replace('methods = ["sirt"]\n', ""))  # the tables name the methods
+    assert main(["compare", str(sc), "--seeds", "1", "--quiet", "--reports", str(tmp_path / "r"),
+                 "--cache-dir", str(tmp_path / "c")]) == 0
+    (folder,) = (tmp_path / "r" / "own").glob("compare-*")
+    assert set(pd.read_csv(folder / "seeds.csv")["method"]) == {"sirt20"}
+    capsys.readouterr()
+    bad = tmp_path / "bad.toml"
+    bad.write_text(tiny_scenario("bad", ["nosuch"], seed=3, image_size=28, doses=[3e4]))
+    assert main(["compare", str(bad), "--seeds", "1", "--quiet", "--reports", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown method 'nosuch'" in err
+
+
 def test_compare_refuses_bad_seed_count(tmp_path, capsys):
     sc = tmp_path / "cmp.toml"
     sc.write_text(SCENARIO)
