@@ -13,6 +13,12 @@ A measured series has no dose and no ground truth.  What the scenario may give, 
   film's surfaces).
 * ``reference_model`` — a published model to compare with in the **region**: the reconstructed box shrunk by
   ``region_margin_A`` on every face, intersected with the support eroded by ``region_erosion_A``.
+* ``sub_area`` + ``sub_area_index`` — a scanning-AET film (Yuan et al. 2022): the alignment file lists every
+  sub-area's centre and half-size in voxels of the film volume (``CropCen``, ``CropHalf``, 1-based).  The origin
+  follows from it (:func:`read_sub_area`), and so does the sub-area's **own patch**: the part of the stitched film
+  that the authors took from this sub-area's reconstruction (their stitching rule, below).  The published model
+  there was traced in this sub-area's own volume; elsewhere in the box it was traced in the neighbours' volumes,
+  reconstructed from other fields of view.  The agreement is reported in the region and in the region ∩ own patch.
 
 :func:`evaluate` scores a traced model against the reference (:mod:`aetbench.score.reference`), draws the figure
 and computes the packing analysis of ours and of the reference in the same region (:mod:`aetbench.score.packing`).
@@ -27,8 +33,82 @@ import numpy as np
 from .errors import AetbenchError
 from .types import NON_ATOM, AtomicModel, TiltSeries, TracedModel, Volume
 
-__all__ = ["MeasuredInfo", "measured_info", "read_measured", "apply_support", "evaluate",
+__all__ = ["MeasuredInfo", "SubArea", "measured_info", "read_measured", "read_sub_area", "apply_support", "evaluate",
            "normalised_cross_correlation"]
+
+#: rows the authors trim at a sub-area's y edges when they stitch the film (``dy`` of their stitching script)
+STITCH_TRIM_Y = 4
+
+
+@dataclass(frozen=True)
+class SubArea:
+    """One sub-area of a scanning-AET film, in voxels of the film volume (1-based, as the alignment file).
+
+    Attributes
+    ----------
+    index : int
+        Its row in the alignment file (1-based).
+    centre, half : ndarray (3,)
+        ``CropCen`` and ``CropHalf``: the sub-volume spans ``centre ± half``.
+    patch : ndarray (2, 2)
+        ``[[x0, x1], [y0, y1]]``: the sub-volume indices (1-based, inclusive) the stitched film takes from this
+        sub-area; all of z.
+    """
+
+    index: int
+    centre: np.ndarray
+    half: np.ndarray
+    patch: np.ndarray
+
+    def origin_A(self, film_shape, pixel_size: float, film_origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """Position [Å] of the sub-volume's centre voxel, the film volume's centre voxel (index n // 2) being at
+        ``film_origin``."""
+        return (self.centre - 1 - np.asarray(film_shape) // 2) * float(pixel_size) + np.asarray(film_origin, float)
+
+    def patch_box_A(self, origin_A, pixel_size: float) -> tuple[np.ndarray, np.ndarray]:
+        """The own patch as a box (lo, hi) [Å] in the global frame (z unbounded)."""
+        off = (self.patch - 1 - self.half[:2, None]) * float(pixel_size)  # from the centre voxel, index half + 1
+        lo = np.r_[origin_A[:2] + off[:, 0], -np.inf]
+        hi = np.r_[origin_A[:2] + off[:, 1], np.inf]
+        return lo, hi
+
+
+def read_sub_area(path, index: int) -> SubArea:
+    """Sub-area ``index`` (1-based) of a scanning-AET alignment file, with its own patch.
+
+    The stitching rule (Yuan et al. 2022, ``Main_RESIRE_Ta_film_sAET.m``): sub-areas form rows of equal y centre
+    (rows in ascending y); in its row (in file order) a sub-area keeps x indices ``[1 + dx, 2 h_x + 1 − dx]`` of its
+    sub-volume, with ``dx = round(h_x − (x₂ − x₁) / 2) − 2`` from the row's first two centres; the first of a row keeps
+    its low side whole, the last its high side.  In y it keeps ``[1 + dy, 2 h_y + 1 − dy]`` with ``dy`` =
+    :data:`STITCH_TRIM_Y`, the first row its low side whole, the last row its high side.
+
+    Raises
+    ------
+    AetbenchError
+        The file lacks ``CropCen`` / ``CropHalf`` (N × 3) or ``index`` is not one of its rows (one line).
+    """
+    from .io.paper import read_mat_arrays
+
+    arrs = read_mat_arrays(path)
+    cen, half = arrs.get("CropCen"), arrs.get("CropHalf")
+    if cen is None or half is None or cen.ndim != 2 or cen.shape[1] != 3 or half.shape != cen.shape:
+        raise AetbenchError(f"{path}: expected CropCen and CropHalf, N × 3 voxel indices (1-based) of the sub-areas, "
+                            f"found {sorted(arrs)}")
+    if not 1 <= int(index) <= len(cen):
+        raise AetbenchError(f"{path}: sub_area_index {index}: expected 1 … {len(cen)} (the file's rows)")
+    cen = np.rint(cen).astype(int)
+    half = np.rint(half).astype(int)
+    k = int(index) - 1
+    c, h = cen[k], half[k]
+    rows = np.unique(cen[:, 1])
+    i = int(np.searchsorted(rows, c[1]))
+    row = np.flatnonzero(cen[:, 1] == c[1])  # file order, as the authors' stitching
+    j = int(np.flatnonzero(row == k)[0])
+    dx = int(np.floor(h[0] - (cen[row[1], 0] - cen[row[0], 0]) / 2 + 0.5)) - 2 if len(row) > 1 else 0
+    x = [1 + (dx if j > 0 else 0), 2 * h[0] + 1 - (dx if j < len(row) - 1 else 0)]
+    dy = STITCH_TRIM_Y if len(rows) > 1 else 0
+    y = [1 + (dy if i > 0 else 0), 2 * h[1] + 1 - (dy if i < len(rows) - 1 else 0)]
+    return SubArea(int(index), c.astype(float), h.astype(float), np.array([x, y], dtype=float))
 
 
 @dataclass
@@ -42,6 +122,8 @@ class MeasuredInfo:
     erosion_A: float
     cutoff_A: float
     reference_volume: Path | None = None
+    origin: np.ndarray | None = None
+    sub_area: SubArea | None = None
     _support: Volume | None = None
 
     def volume_ncc(self, volume: Volume) -> float | None:
@@ -85,8 +167,15 @@ def measured_info(inp, sc) -> MeasuredInfo:
                          elements=inp.reference_elements or (inp.elements[0] if len(inp.elements) == 1 else None))
     sup = resolve_data_path(inp.support, sc, "input.support") if inp.support else None
     rv = resolve_data_path(inp.reference_volume, sc, "input.reference_volume") if inp.reference_volume else None
-    return MeasuredInfo(sup, np.asarray(inp.support_origin or [0.0, 0.0, 0.0], dtype=float), ref,
-                        float(inp.region_margin_A), float(inp.region_erosion_A), float(inp.match_cutoff_A), rv)
+    info = MeasuredInfo(sup, np.asarray(inp.support_origin or [0.0, 0.0, 0.0], dtype=float), ref,
+                        float(inp.region_margin_A), float(inp.region_erosion_A), float(inp.match_cutoff_A), rv,
+                        np.asarray(inp.origin, dtype=float) if inp.origin else None)
+    if inp.sub_area:
+        sub = read_sub_area(resolve_data_path(inp.sub_area, sc, "input.sub_area"), inp.sub_area_index)
+        film = info.support(inp.pixel_size)  # the film volume: its centre voxel sits at support_origin
+        info.sub_area = sub
+        info.origin = sub.origin_A(film.shape, inp.pixel_size, info.support_origin)
+    return info
 
 
 def normalised_cross_correlation(a, b) -> float:
@@ -99,14 +188,16 @@ def normalised_cross_correlation(a, b) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def read_measured(proj, ang, inp) -> TiltSeries:
-    """The measured tilt series, with ``extended_object`` and ``centre_A`` (= ``origin``) in its metadata."""
+def read_measured(proj, ang, inp, origin=None) -> TiltSeries:
+    """The measured tilt series, with ``extended_object`` and ``centre_A`` (``origin`` [Å], default the input's)
+    in its metadata."""
     from .io.paper import read_paper_tilt_series
 
     ts = read_paper_tilt_series(proj, ang, pixel_size=inp.pixel_size, dose=None)
     meta = {"measured": True, "extended_object": bool(inp.extended)}
-    if inp.origin:
-        meta["centre_A"] = [float(c) for c in inp.origin]
+    origin = inp.origin if origin is None else origin
+    if origin is not None and len(origin):
+        meta["centre_A"] = [float(c) for c in origin]
     return ts.with_images(ts.images, **meta)
 
 
@@ -140,12 +231,14 @@ def region(info: MeasuredInfo, ts: TiltSeries):
 
 
 def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path, tag: str,
-             ncc: float | None = None) -> dict | None:
-    """Reference agreement (+ figure) and packing analysis of ours and of the reference in the region;
-    ``ncc``: the volume's correlation with the reference reconstruction (:meth:`MeasuredInfo.volume_ncc`)."""
+             ncc: float | None = None) -> list[dict]:
+    """Reference agreement (+ figure) and packing analysis of ours and of the reference in the region, then (for a
+    scanning-AET sub-area) the agreement in the region ∩ the sub-area's own patch (tag ``<tag>_own-patch``);
+    ``ncc``: the volume's correlation with the reference reconstruction (:meth:`MeasuredInfo.volume_ncc`).
+    No rows without a reference model."""
     if info.reference is None:
-        return None
-    from .score.reference import plot_reference, reference_agreement
+        return []
+    from .score.reference import Region, plot_reference, reference_agreement
 
     reg = region(info, ts)
     res = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=reg)
@@ -158,4 +251,12 @@ def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path,
                           "reference": packing_summary(info.reference, reg)}
     except ImportError:  # pragma: no cover - packing analysis not available
         pass
-    return row
+    rows = [row]
+    if info.sub_area is not None:
+        lo, hi = info.sub_area.patch_box_A(np.asarray(ts.metadata["centre_A"], float), ts.pixel_size)
+        own = Region(lo=tuple(np.maximum(reg.lo, lo)), hi=tuple(np.minimum(reg.hi, hi)), mask=reg.mask)
+        ptag = f"{tag}_own-patch"
+        pres = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=own)
+        plot_reference(pres, Path(out) / f"reference_{ptag}.png", title=f"{ptag} (sub-area {info.sub_area.index})")
+        rows.append({"tag": ptag, "volume_ncc": ncc, **pres.row(), "region": pres.region})
+    return rows

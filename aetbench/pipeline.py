@@ -279,11 +279,12 @@ def _input_cases(sc: Scenario) -> list[Case]:
 
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             info = measured_info(inp, sc)
+            origin = None if info.origin is None else info.origin.tolist()
             key = cache.content_hash("measured", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
-                                     inp.extended, list(inp.origin), _code("aetbench.measured"))
+                                     inp.extended, origin, _code("aetbench.measured"))
 
-            def make(proj=proj, ang=ang, inp=inp) -> TiltSeries:
-                return read_measured(proj, ang, inp)
+            def make(proj=proj, ang=ang, inp=inp, origin=origin) -> TiltSeries:
+                return read_measured(proj, ang, inp, origin)
         elif inp.kind == "paper-mat":
             ang = resolve_data_path(inp.angles, sc, f"{where}.angles")
             key = cache.content_hash("paper-mat", cache.file_digest(proj), cache.file_digest(ang), inp.pixel_size,
@@ -551,7 +552,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
                 loaded = (case, case.make())
             traced = apply_support(traced, case.measured.support(loaded[1].pixel_size))
             tag = f"{case.structure}_{mname}"
-            ref_rows.append(evaluate(traced, case.measured, loaded[1], folder.path / "figures", tag,
+            ref_rows.extend(evaluate(traced, case.measured, loaded[1], folder.path / "figures", tag,
                                      vmeta.get("ncc_reference")))
             traced.atoms().write(folder.file("models", f"{tag}.xyz"))
             limit = {}  # no bound for measured data: its profile and dose are not known here
@@ -596,10 +597,10 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             geometry.to_csv(tmp, index=False, float_format="%.6g")
     write_report(out, sc, pd.read_csv(out / "scores.csv") if rows else pd.DataFrame(columns=SCORE_COLUMNS),
                  pd.DataFrame(stage_rows), details, warnings=warnings, geometry=geometry, convergence=convergence)
-    if any(ref_rows):
+    if ref_rows:
         from .report.reference import append_reference_section
 
-        append_reference_section(out, [r for r in ref_rows if r])
+        append_reference_section(out, ref_rows)
     from .report.html import write_html
 
     write_html(out / "report.md", title=f"aetbench report — {sc.name}")  # one self-contained file for a talk

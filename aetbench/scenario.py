@@ -155,6 +155,9 @@ class InputConfig:
     # measured data (kind = "measured"; see aetbench.pipeline._measured and README "Real data")
     extended: bool = _f(False, doc="the sample is wider than the field of view (a film): widen and crop")
     origin: list[float] = _f([], unit="Å", doc="global-frame position of the reconstruction's centre voxel")
+    sub_area: str = _f("", doc="scanning-AET alignment file (CropCen, CropHalf per sub-area, 1-based voxels of the "
+                               "film volume, e.g. alignPara.mat): the origin and the sub-area's own patch from it")
+    sub_area_index: int = _f(0, lo=0, hi=10**6, doc="which sub-area of sub_area (1-based row)")
     support: str = _f("", doc="support/mask file (.mat or aetbench HDF5 volume), global frame")
     support_origin: list[float] = _f([], unit="Å", doc="global position of the support's centre voxel n//2")
     reference_model: str = _f("", doc="reference atomic model to compare with (published, not a truth)")
@@ -398,7 +401,15 @@ def _check_semantics(sc: Scenario, path, known_methods) -> None:
                 v = getattr(inp, key)
                 if v and (len(v) != 3 or not all(math.isfinite(c) for c in v)):
                     raise ScenarioError(f"{path}: {where}.{key}: expected 3 finite coordinates [x, y, z] in Å, got {v}")
-            for key in ("support", "reference_model", "reference_volume"):
+            if inp.sub_area:
+                if inp.origin:
+                    raise ScenarioError(f"{path}: {where}.origin: give origin or sub_area (which sets it), not both")
+                if inp.sub_area_index < 1:
+                    raise ScenarioError(f"{path}: {where}.sub_area_index: required with sub_area (1-based row, ≥ 1)")
+                if not inp.support:
+                    raise ScenarioError(f"{path}: {where}.sub_area: needs {where}.support (the film volume whose "
+                                        "centre voxel is the frame's origin)")
+            for key in ("support", "reference_model", "reference_volume", "sub_area"):
                 if getattr(inp, key):
                     resolve_data_path(getattr(inp, key), sc, f"{where}.{key}")
             if inp.region_erosion_A > 0 and not inp.support:

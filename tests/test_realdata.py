@@ -255,6 +255,13 @@ def test_measured_scenario_validation(tmp_path):
     (tmp_path / "s.toml").write_text(base + "region_erosion_A = 1.0\n")
     with pytest.raises(ScenarioError, match="needs input"):
         load_scenario(tmp_path / "s.toml")
+    scipy.io.savemat(tmp_path / "align.mat", {"CropCen": np.ones((2, 3)), "CropHalf": np.ones((2, 3))})
+    (tmp_path / "s.toml").write_text(base + 'origin = [1.0, 2.0, 3.0]\nsub_area = "align.mat"\nsub_area_index = 1\n')
+    with pytest.raises(ScenarioError, match="give origin or sub_area"):
+        load_scenario(tmp_path / "s.toml")
+    (tmp_path / "s.toml").write_text(base + 'sub_area = "align.mat"\nsub_area_index = 1\n')
+    with pytest.raises(ScenarioError, match=r"input\[0\].sub_area: needs input\[0\].support"):
+        load_scenario(tmp_path / "s.toml")
     (tmp_path / "s.toml").write_text(base + "extended = true\norigin = [1.0, 2.0, 3.0]\n")
     sc = load_scenario(tmp_path / "s.toml")
     from aetbench.pipeline import cases
@@ -262,6 +269,36 @@ def test_measured_scenario_validation(tmp_path):
     ts = cases(sc, tmp_path)[0].make()
     assert ts.metadata["extended_object"] is True and ts.metadata["centre_A"] == [1.0, 2.0, 3.0]
     assert ts.dose is None and ts.images.shape == (5, 8, 6)
+
+
+def test_sub_area_origin_and_own_patch(tmp_path):
+    """The scanning-AET bookkeeping on a written alignment file: two rows of three sub-areas 18 voxels apart.  A
+    middle sub-area keeps x = [1 + dx, 2h + 1 − dx] with dx = round(h − 9) − 2, the first of a row its low side,
+    the last its high side; the first row keeps its low y side, the last row its high side (dy = 4).  The origin
+    puts the film volume's centre voxel at the support's origin."""
+    from aetbench.measured import read_sub_area
+
+    cen = np.array([[66, 31, 155], [84, 31, 155], [102, 31, 155], [66, 88, 155], [84, 88, 155], [102, 88, 155]])
+    half = np.tile([65, 30, 65], (6, 1))
+    scipy.io.savemat(tmp_path / "align.mat", {"CropCen": cen.astype(float), "CropHalf": half.astype(float)})
+    dx = 54
+    expect = {1: [[1, 131 - dx], [1, 57]], 2: [[1 + dx, 131 - dx], [1, 57]], 3: [[1 + dx, 131], [1, 57]],
+              5: [[1 + dx, 131 - dx], [5, 61]]}
+    for k, patch in expect.items():
+        np.testing.assert_array_equal(read_sub_area(tmp_path / "align.mat", k).patch, patch)
+    sub = read_sub_area(tmp_path / "align.mat", 2)
+    origin = sub.origin_A((201, 121, 311), 0.5, film_origin=(1.0, 0.0, 0.0))
+    np.testing.assert_allclose(origin, [(84 - 101) * 0.5 + 1.0, (31 - 61) * 0.5, (155 - 156) * 0.5])
+    lo, hi = sub.patch_box_A(origin, 0.5)  # x: centre ± 11 voxels; y: rows 1 … 57 of 61 (centre at row 31)
+    np.testing.assert_allclose(lo[:2], origin[:2] + [-11 * 0.5, -30 * 0.5])
+    np.testing.assert_allclose(hi[:2], origin[:2] + [11 * 0.5, 26 * 0.5])
+    assert lo[2] == -np.inf and hi[2] == np.inf
+    for bad in (0, 7):
+        with pytest.raises(AetbenchError, match=r"sub_area_index .*: expected 1 … 6"):
+            read_sub_area(tmp_path / "align.mat", bad)
+    scipy.io.savemat(tmp_path / "other.mat", {"x": np.ones((3, 3))})
+    with pytest.raises(AetbenchError, match="expected CropCen and CropHalf"):
+        read_sub_area(tmp_path / "other.mat", 1)
 
 
 # ------------------------------------------------------------------------------------------------ packing
@@ -329,14 +366,15 @@ def test_ta_film_scenario_geometry_and_region():
 # ------------------------------------------------------------------------------- measured pipeline end to end
 def test_measured_film_pipeline_end_to_end(tmp_path):
     """A synthetic film wider than the field, in a larger frame: `aetbench run` with kind = "measured" traces its
-    atoms in the global frame and scores them against the reference model in the region."""
+    atoms in the global frame and scores them against the reference model in the region, and in the region ∩ the
+    sub-area's own patch (the middle of three sub-areas 10 voxels apart: x within ±7 voxels of its centre)."""
     import json
 
     from aetbench.pipeline import run_scenario
     from aetbench.trace.refine import render_atoms
 
     rng = np.random.default_rng(11)
-    origin = np.array([5.0, -3.0, 1.0])
+    origin = np.array([4.8, -3.2, 0.8])  # = (CropCen − 1 − film_shape // 2) × 0.4 Å below
     pts = []
     while len(pts) < 110:
         p = rng.uniform([-24, -4.5, -3.0], [24, 4.5, 3.0])
@@ -349,13 +387,22 @@ def test_measured_film_pipeline_end_to_end(tmp_path):
     scipy.io.savemat(tmp_path / "proj.mat", {"Proj": np.transpose(img, (1, 2, 0)).astype(np.float32)})
     scipy.io.savemat(tmp_path / "ang.mat", {"angle": ang})
     AtomicModel(rel + origin, "Ta").write(tmp_path / "ref.xyz")
+    scipy.io.savemat(tmp_path / "film.mat", {"support": np.ones((101, 51, 41), np.uint8)})
+    scipy.io.savemat(tmp_path / "align.mat", {"CropCen": np.array([[53.0, 18, 23], [63, 18, 23], [73, 18, 23]]),
+                                              "CropHalf": np.tile([20.0, 10, 20], (3, 1))})
     (tmp_path / "film.toml").write_text(
         'name = "film"\nmethods = ["fbp"]\n[[input]]\nkind = "measured"\nprojections = "proj.mat"\n'
         'angles = "ang.mat"\npixel_size = 0.4\nelements = ["Ta"]\nextended = true\n'
-        f'origin = [{origin[0]}, {origin[1]}, {origin[2]}]\nreference_model = "ref.xyz"\nregion_margin_A = 1.5\n')
+        'sub_area = "align.mat"\nsub_area_index = 2\nsupport = "film.mat"\n'
+        'reference_model = "ref.xyz"\nregion_margin_A = 1.5\n')
     out = run_scenario(tmp_path / "film.toml", out_dir=tmp_path / "rep", cache_dir=tmp_path / "cache", quiet=True)
-    row = json.loads((out / "reference.json").read_text())[0]
+    row, own = json.loads((out / "reference.json").read_text())
     assert row["n_reference"] >= 15
     assert row["frac_reference_pct"] >= 90 and row["frac_ours_pct"] >= 90 and row["rms_A"] < 0.3, row
+    assert own["tag"] == row["tag"] + "_own-patch" and 3 <= own["n_reference"] < row["n_reference"]
+    # region: the 41 × 21 × 41 box shrunk by 1.5 Å; patch: x within ±7 voxels, y rows 1 … 17 (first row, dy = 4)
+    lo, hi = np.array([-2.8, -2.5, -6.5]), np.array([2.8, 2.4, 6.5])
+    assert own["n_reference"] == int(np.all((rel >= lo - 1e-9) & (rel <= hi + 1e-9), axis=1).sum())
+    assert own["frac_reference_pct"] >= 90, own
     assert "Agreement with the reference model" in (out / "report.md").read_text()
-    assert len(list((out / "figures").glob("reference_*_fbp.png"))) == 1
+    assert len(list((out / "figures").glob("reference_*_fbp*.png"))) == 2

@@ -29,6 +29,13 @@ def _packing_table(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(recs)
 
 
+def _region_line(region: str, tag: str) -> str:
+    if tag.endswith("_own-patch"):
+        return (f"Own patch (`*_own-patch` rows: the region ∩ the part of the published model that was traced in this "
+                f"sub-area's own reconstruction; aetbench.measured.read_sub_area): {region}.\n\n")
+    return f"Region: {region}.\n\n"
+
+
 def append_reference_section(out: Path, rows: list[dict]) -> None:
     """Append the agreement table, figures and packing table to ``out/report.md``; write ``reference.json``."""
     out = Path(out)
@@ -38,7 +45,8 @@ def append_reference_section(out: Path, rows: list[dict]) -> None:
     df = pd.DataFrame([{k: r.get(k) for k in cols} for r in rows])
     parts = ["\n## Agreement with the reference model (protocol `reference`: one-to-one within the cutoff, "
              "absolute frame, region only; volume_ncc: the reconstruction against the reference reconstruction)\n\n",
-             f"Region: {rows[0]['region']}.\n\n", markdown_table(df, floatfmt="{:.4g}")]
+             *[_region_line(reg, tag) for reg, tag in dict((r["region"], r["tag"]) for r in rows).items()],
+             markdown_table(df, floatfmt="{:.4g}")]
     parts += [f"\n![{r['tag']}](figures/reference_{r['tag']}.png)\n" for r in rows]
     pk = _packing_table(rows)
     if not pk.empty:
