@@ -126,8 +126,10 @@ class MeasuredInfo:
     sub_area: SubArea | None = None
     _support: Volume | None = None
 
-    def volume_ncc(self, volume: Volume) -> float | None:
-        """Normalised cross-correlation of ``volume`` with the reference reconstruction (same box), or None."""
+    def volume_ncc(self, volume: Volume, own_patch: bool = False) -> float | None:
+        """Normalised cross-correlation of ``volume`` with the reference reconstruction (same box), or None;
+        ``own_patch``: over the sub-area's own patch only (None without a sub-area, or when the box is not the
+        sub-volume of the alignment file)."""
         if self.reference_volume is None:
             return None
         from .io.paper import read_mat_arrays
@@ -136,7 +138,14 @@ class MeasuredInfo:
         if len(arrs) != 1 or arrs[0].shape != volume.shape:
             raise AetbenchError(f"{self.reference_volume}: expected one 3-D reconstruction of shape {volume.shape} "
                                 f"[ix, iy, iz], found shapes {[a.shape for a in arrs]}")
-        return normalised_cross_correlation(volume.data, arrs[0])
+        a, b = volume.data, arrs[0]
+        if own_patch:
+            sub = self.sub_area
+            if sub is None or tuple(volume.shape[:2]) != tuple(int(2 * h + 1) for h in sub.half[:2]):
+                return None
+            (x0, x1), (y0, y1) = sub.patch.astype(int)
+            a, b = a[x0 - 1:x1, y0 - 1:y1], b[x0 - 1:x1, y0 - 1:y1]
+        return normalised_cross_correlation(a, b)
 
     def support(self, pixel_size: float) -> Volume | None:
         """The support as a boolean Volume in the global frame (read once)."""
@@ -231,11 +240,11 @@ def region(info: MeasuredInfo, ts: TiltSeries):
 
 
 def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path, tag: str,
-             ncc: float | None = None) -> list[dict]:
+             ncc: float | None = None, ncc_own_patch: float | None = None) -> list[dict]:
     """Reference agreement (+ figure) and packing analysis of ours and of the reference in the region, then (for a
     scanning-AET sub-area) the agreement in the region ∩ the sub-area's own patch (tag ``<tag>_own-patch``);
-    ``ncc``: the volume's correlation with the reference reconstruction (:meth:`MeasuredInfo.volume_ncc`).
-    No rows without a reference model."""
+    ``ncc``, ``ncc_own_patch``: the volume's correlation with the reference reconstruction over the box and over the
+    own patch (:meth:`MeasuredInfo.volume_ncc`).  No rows without a reference model."""
     if info.reference is None:
         return []
     from .score.reference import Region, plot_reference, reference_agreement
@@ -258,5 +267,5 @@ def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path,
         ptag = f"{tag}_own-patch"
         pres = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=own)
         plot_reference(pres, Path(out) / f"reference_{ptag}.png", title=f"{ptag} (sub-area {info.sub_area.index})")
-        rows.append({"tag": ptag, "volume_ncc": ncc, **pres.row(), "region": pres.region})
+        rows.append({"tag": ptag, "volume_ncc": ncc_own_patch, **pres.row(), "region": pres.region})
     return rows

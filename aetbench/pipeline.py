@@ -537,6 +537,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
                 vmeta["geometry"] = geo
             if case.measured is not None:
                 vmeta["ncc_reference"] = case.measured.volume_ncc(res.volume)
+                vmeta["ncc_reference_own_patch"] = case.measured.volume_ncc(res.volume, own_patch=True)
             _save_traced(rpath, rkey, traced, seconds, vmeta)
             if save_volumes:
                 res.volume.write(folder.file("volumes", f"{case.structure}_{case.dose:g}_{mname}.h5"))
@@ -553,7 +554,7 @@ def _run(sc: Scenario, folder: _RunFolder, cache_dir: Path, quiet, scheduler, de
             traced = apply_support(traced, case.measured.support(loaded[1].pixel_size))
             tag = f"{case.structure}_{mname}"
             ref_rows.extend(evaluate(traced, case.measured, loaded[1], folder.path / "figures", tag,
-                                     vmeta.get("ncc_reference")))
+                                     vmeta.get("ncc_reference"), vmeta.get("ncc_reference_own_patch")))
             traced.atoms().write(folder.file("models", f"{tag}.xyz"))
             limit = {}  # no bound for measured data: its profile and dose are not known here
         else:

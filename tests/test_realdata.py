@@ -301,6 +301,27 @@ def test_sub_area_origin_and_own_patch(tmp_path):
         read_sub_area(tmp_path / "other.mat", 1)
 
 
+def test_volume_ncc_over_the_own_patch(tmp_path):
+    """The reference reconstruction agrees with ours inside the own patch only: NCC 1 there, not over the box."""
+    from aetbench.measured import MeasuredInfo, read_sub_area
+
+    scipy.io.savemat(tmp_path / "align.mat", {"CropCen": np.array([[30.0, 11, 6], [40, 11, 6], [50, 11, 6]]),
+                                              "CropHalf": np.tile([20.0, 10, 5], (3, 1))})
+    sub = read_sub_area(tmp_path / "align.mat", 2)
+    np.testing.assert_array_equal(sub.patch, [[14, 28], [1, 21]])  # dx = round(20 − 5) − 2 = 13; one row: all y
+    rng = np.random.default_rng(3)
+    ours = rng.random((41, 21, 11)).astype(np.float32)
+    ref = rng.random(ours.shape).astype(np.float32)
+    ref[13:28] = ours[13:28]
+    scipy.io.savemat(tmp_path / "ref.mat", {"reconstruction": ref})
+    info = MeasuredInfo(None, np.zeros(3), None, 0.0, 0.0, 1.0, tmp_path / "ref.mat", sub_area=sub)
+    vol = Volume(ours, 0.4)
+    assert info.volume_ncc(vol, own_patch=True) == pytest.approx(1.0)
+    assert info.volume_ncc(vol) < 0.6
+    assert MeasuredInfo(None, np.zeros(3), None, 0.0, 0.0, 1.0, tmp_path / "ref.mat").volume_ncc(
+        vol, own_patch=True) is None
+
+
 # ------------------------------------------------------------------------------------------------ packing
 def test_packing_icosahedron():
     """The centre of a 13-atom icosahedron (in a shell of further atoms) has Voronoi index <0,0,12,0>, CN 12, Q6 0.663."""
