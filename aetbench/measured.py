@@ -125,6 +125,7 @@ class MeasuredInfo:
     origin: np.ndarray | None = None
     sub_area: SubArea | None = None
     _support: Volume | None = None
+    _reference_data: np.ndarray | None = None
 
     def volume_ncc(self, volume: Volume, own_patch: bool = False) -> float | None:
         """Normalised cross-correlation of ``volume`` with the reference reconstruction (same box), or None;
@@ -132,13 +133,18 @@ class MeasuredInfo:
         sub-volume of the alignment file)."""
         if self.reference_volume is None:
             return None
-        from .io.paper import read_mat_arrays
+        if self._reference_data is None:  # read once: the box and the own patch both compare with it
+            from .io.paper import read_mat_arrays
 
-        arrs = [a for a in read_mat_arrays(self.reference_volume).values() if a.ndim == 3]
-        if len(arrs) != 1 or arrs[0].shape != volume.shape:
+            arrs = [a for a in read_mat_arrays(self.reference_volume).values() if a.ndim == 3]
+            if len(arrs) != 1:
+                raise AetbenchError(f"{self.reference_volume}: expected one 3-D reconstruction [ix, iy, iz], found "
+                                    f"shapes {[a.shape for a in arrs]}")
+            self._reference_data = arrs[0]
+        a, b = volume.data, self._reference_data
+        if b.shape != a.shape:
             raise AetbenchError(f"{self.reference_volume}: expected one 3-D reconstruction of shape {volume.shape} "
-                                f"[ix, iy, iz], found shapes {[a.shape for a in arrs]}")
-        a, b = volume.data, arrs[0]
+                                f"[ix, iy, iz], found shapes {[b.shape]}")
         if own_patch:
             sub = self.sub_area
             if sub is None or tuple(volume.shape[:2]) != tuple(int(2 * h + 1) for h in sub.half[:2]):
@@ -197,15 +203,14 @@ def normalised_cross_correlation(a, b) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
-def read_measured(proj, ang, inp, origin=None) -> TiltSeries:
-    """The measured tilt series, with ``extended_object`` and ``centre_A`` (``origin`` [Å], default the input's)
-    in its metadata."""
+def read_measured(proj, ang, inp, origin) -> TiltSeries:
+    """The measured tilt series, with ``extended_object`` and ``centre_A`` in its metadata (``origin`` [Å],
+    :attr:`MeasuredInfo.origin`; None: no larger frame)."""
     from .io.paper import read_paper_tilt_series
 
     ts = read_paper_tilt_series(proj, ang, pixel_size=inp.pixel_size, dose=None)
     meta = {"measured": True, "extended_object": bool(inp.extended)}
-    origin = inp.origin if origin is None else origin
-    if origin is not None and len(origin):
+    if origin is not None:
         meta["centre_A"] = [float(c) for c in origin]
     return ts.with_images(ts.images, **meta)
 
@@ -247,7 +252,7 @@ def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path,
     own patch (:meth:`MeasuredInfo.volume_ncc`).  No rows without a reference model."""
     if info.reference is None:
         return []
-    from .score.reference import Region, plot_reference, reference_agreement
+    from .score.reference import OWN_PATCH_SUFFIX, Region, plot_reference, reference_agreement
 
     reg = region(info, ts)
     res = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=reg)
@@ -262,9 +267,9 @@ def evaluate(traced: TracedModel, info: MeasuredInfo, ts: TiltSeries, out: Path,
         pass
     rows = [row]
     if info.sub_area is not None:
-        lo, hi = info.sub_area.patch_box_A(np.asarray(ts.metadata["centre_A"], float), ts.pixel_size)
+        lo, hi = info.sub_area.patch_box_A(info.origin, ts.pixel_size)
         own = Region(lo=tuple(np.maximum(reg.lo, lo)), hi=tuple(np.minimum(reg.hi, hi)), mask=reg.mask)
-        ptag = f"{tag}_own-patch"
+        ptag = f"{tag}{OWN_PATCH_SUFFIX}"
         pres = reference_agreement(traced.atoms(), info.reference, cutoff=info.cutoff_A, region=own)
         plot_reference(pres, Path(out) / f"reference_{ptag}.png", title=f"{ptag} (sub-area {info.sub_area.index})")
         rows.append({"tag": ptag, "volume_ncc": ncc_own_patch, **pres.row(), "region": pres.region})

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..io.files import atomic_write_text
+from ..score.reference import OWN_PATCH_SUFFIX
 from .markdown import markdown_table
 
 __all__ = ["append_reference_section"]
@@ -30,7 +31,7 @@ def _packing_table(rows: list[dict]) -> pd.DataFrame:
 
 
 def _region_line(region: str, tag: str) -> str:
-    if tag.endswith("_own-patch"):
+    if tag.endswith(OWN_PATCH_SUFFIX):
         return (f"Own patch (`*_own-patch` rows: the region ∩ the part of the published model that was traced in this "
                 f"sub-area's own reconstruction; aetbench.measured.read_sub_area): {region}.\n\n")
     return f"Region: {region}.\n\n"

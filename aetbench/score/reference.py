@@ -35,7 +35,11 @@ from ..errors import AetbenchError
 from ..types import NON_ATOM, AtomicModel, Volume
 from .match import assign_one_to_one, fit_shift as _fit_shift
 
-__all__ = ["Region", "ReferenceResult", "reference_agreement", "parse_box", "plot_reference", "REFERENCE_KEYS"]
+__all__ = ["OWN_PATCH_SUFFIX", "Region", "ReferenceResult", "reference_agreement", "parse_box", "plot_reference",
+           "REFERENCE_KEYS"]
+
+#: tag suffix of an agreement row restricted to a scanning-AET sub-area's own patch (:func:`aetbench.measured.evaluate`)
+OWN_PATCH_SUFFIX = "_own-patch"
 
 #: keys of :meth:`ReferenceResult.row`
 REFERENCE_KEYS = ["n_reference", "n_ours", "matched", "frac_reference_pct", "frac_ours_pct", "rms_A", "missing",
