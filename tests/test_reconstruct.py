@@ -126,6 +126,72 @@ def test_resire_ordered_subsets_reach_plain_r_factor_in_a_third(atoms_series, at
         resire(ts, iterations=3, accelerate="subsets", subset_iterations=4)
 
 
+def test_resire_cyclic_follows_the_plain_path_in_a_third(atoms_series, atoms_resire):
+    """Two alternating steps (mean 10/3): 45 iterations land on the plain method's 150th iterate (the same
+    early-stopped reconstruction, not just the same R-factor), where momentum lands elsewhere."""
+    model, ts = atoms_series
+    plain = atoms_resire.data
+    fast = resire(ts, iterations=45, accelerate="cyclic")
+    m = fast.metadata
+    long, short = m["cycle_steps"]
+    assert m["flow_steps"] == pytest.approx(22 * (long + short) + short) and len(m["r_factor"]) == 45
+    assert long + short == pytest.approx(20.0 / 3.0) and long > 2.0 / m["normal_eigenvalue_max"] > short
+    assert m["r_factor"][-1] <= atoms_resire.metadata["r_factor"][-1]
+
+    def dist(v):
+        return float(np.linalg.norm(v - plain) / np.linalg.norm(plain))
+
+    assert dist(fast.data) < 0.01, dist(fast.data)                       # measured 0.0045
+    assert dist(resire(ts, iterations=45).data) > 0.2                    # plain steps get a third of the way
+    assert dist(resire(ts, iterations=45, accelerate="nesterov").data) > 0.1   # momentum: another path (0.14)
+    peaks = _peaks(fast) + np.asarray(ts.metadata["centre_A"])
+    assert len(peaks) == len(model)
+    with pytest.raises(AetbenchError, match="speedup.*at most 3.9"):
+        resire(ts, iterations=2, accelerate="cyclic", speedup=5.0)
+    with pytest.raises(AetbenchError, match="speedup"):
+        resire(ts, iterations=2, accelerate="cyclic", speedup=0.5)
+
+
+def test_two_step_cycle_is_stable_and_keeps_the_flow_time():
+    """The pair's polynomial p(μ) = (1 − h₁μ)(1 − h₂μ): slope −2·mean at 0 (the plain flow for slow components),
+    |p| ≤ ρ over the stiff components, equioscillating at its minimum and at μ_max; constant steps below ~1."""
+    from aetbench.reconstruct.schedule import RHO_MAX, cycle_multipliers, max_cycle_speedup, two_step_cycle
+
+    for mu in (0.5, 0.9566, 1.4):
+        for mean in [m for m in (0.9, 1.5, 2.5, 10 / 3, 0.95 * max_cycle_speedup(mu)) if m <= max_cycle_speedup(mu)]:
+            h1, h2, rho = two_step_cycle(mean, mu)
+            lam = np.linspace(0.0, mu, 20001)
+            p = (1 - h1 * lam) * (1 - h2 * lam)
+            assert h1 + h2 == pytest.approx(2 * mean) and rho <= RHO_MAX and p[-1] == pytest.approx(rho, rel=1e-6)
+            if h1 > h2:  # a real pair: equioscillation, |p| ≤ ρ beyond the first root
+                assert -p.min() == pytest.approx(rho, rel=1e-3)
+                assert np.all(np.abs(p[lam > 1.0 / h1]) <= rho * (1 + 1e-9))
+    assert two_step_cycle(0.9, 1.0)[:2] == (0.9, 0.9)
+    assert max_cycle_speedup(0.9566) == pytest.approx(3.92, abs=0.01)
+    np.testing.assert_array_equal(cycle_multipliers(4, 4.0, 1.0), [4.0, 1.0, 4.0, 1.0])  # ends short
+    np.testing.assert_array_equal(cycle_multipliers(5, 4.0, 1.0), [1.0, 4.0, 1.0, 4.0, 1.0])  # odd: short first
+    with pytest.raises(AetbenchError, match="speedup"):
+        two_step_cycle(4.5, 0.9566)
+
+
+def test_normal_eigenvalue_max_equals_the_dense_operator():
+    """Power iteration on one slab = the largest eigenvalue of dt₀·AᵀA of the whole (single-axis) volume."""
+    from aetbench.reconstruct.projector import Projector
+    from aetbench.reconstruct.schedule import normal_eigenvalue_max
+
+    vs, ims = (9, 3, 9), (9, 3)
+    ang = np.array([[0.0, t, 0.0] for t in np.linspace(-60.0, 60.0, 13)])
+    P = Projector(vs, ang, image_shape=ims, method="general")
+    cols = []
+    for i in range(int(np.prod(vs))):
+        e = np.zeros(int(np.prod(vs)), np.float32)
+        e[i] = 1.0
+        cols.append(P.forward(e.reshape(vs)).ravel())
+    A = np.array(cols, dtype=np.float64).T
+    dense = np.linalg.eigvalsh(A.T @ A).max() / (len(ang) * ims[0])
+    assert normal_eigenvalue_max(ang, vs, ims, ims[0]) == pytest.approx(dense, rel=1e-4)
+
+
 def test_resire_in_place_iterations_match_reference(atoms_series):
     """The buffer-reusing loop is the textbook update x ← max(0, x − t Aᵀ(Ax − b)) (float32 round-off)."""
     from aetbench.reconstruct.resire import make_projector
@@ -225,7 +291,7 @@ vol = np.zeros((6, 5, 6), np.float32)
 vol[1:5, 1:4, 2:5] = rng.random((4, 3, 3))
 ang = np.array([[0.0, -40.0, 0.0], [3.0, 0.0, -2.0], [-2.0, 60.0, 1.0]])
 ts = TiltSeries(forward_project(vol, ang, image_shape=(6, 5)), ang, 0.3)
-for acc in ("none", "nesterov"):
+for acc in ("none", "nesterov", "cyclic"):
     c = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="cpu", projector="general")
     g = resire(ts, iterations=2, accelerate=acc, volume_shape=vol.shape, device="gpu")
     np.testing.assert_allclose(g.data, c.data, rtol=1e-5, atol=1e-6 * float(c.data.max()))
@@ -236,7 +302,7 @@ print("ok")
 
 
 def test_resire_gpu_matches_cpu():
-    """--device gpu RESIRE (plain and Nesterov) = CPU RESIRE to float32 round-off (simulator when no GPU)."""
+    """--device gpu RESIRE (plain, Nesterov and the cyclic steps) = CPU RESIRE to float32 round-off (simulator when no GPU)."""
     try:
         from tests.test_projector import run_gpu_check
     except ImportError:  # tests/ itself on sys.path
@@ -261,3 +327,12 @@ def _tiny_series():
     vol[3, 3, 3] = 1.0
     ang = geometry.single_axis_angles(np.array([-30.0, 0.0, 30.0]))
     return vol, TiltSeries(forward_project(vol, ang), ang, 0.4)
+
+
+def test_schedule_examples():
+    """The schedule module's docstring examples hold (the numbers quoted in its documentation)."""
+    import doctest
+
+    from aetbench.reconstruct import schedule
+
+    assert doctest.testmod(schedule).failed == 0

@@ -1,6 +1,7 @@
-"""Benchmark: one RESIRE iteration (FP + BP + update, in place) at 128³ × 60, single-axis and Euler; plain and
-Nesterov as peers (the same cost per iteration: the Nesterov residual is a linear combination, no extra
-projection).  The 290³ × 60 iteration (the 20k-atom geometry) runs with ``AETBENCH_BENCH_HEAVY=1``.
+"""Benchmark: one RESIRE iteration (FP + BP + update, in place) at 128³ × 60, single-axis and Euler; plain,
+Nesterov and the cyclic steps as peers (the same cost per iteration: the Nesterov residual is a linear
+combination, no extra projection; the cyclic steps only change the step, after a one-off power iteration on
+one slab, ``metadata["schedule_seconds"]``).  The 290³ × 60 iteration (the 20k-atom geometry) runs with ``AETBENCH_BENCH_HEAVY=1``.
 
 Run with ``pytest aetbench/benchmarks/test_bench_resire.py --benchmark-enable``.
 """
@@ -32,7 +33,7 @@ def _series(n: int, single_axis: bool) -> TiltSeries:
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("single_axis", [True, False], ids=["single_axis", "euler"])
-@pytest.mark.parametrize("accelerate", ["none", "nesterov"])
+@pytest.mark.parametrize("accelerate", ["none", "nesterov", "cyclic"])
 def test_bench_resire_iteration(benchmark, n, single_axis, accelerate):
     ts = _series(n, single_axis)
     resire(ts, iterations=1, accelerate=accelerate)  # compile

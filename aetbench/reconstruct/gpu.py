@@ -276,11 +276,12 @@ class GpuProjector:
 
 
 def resire_gpu(b: np.ndarray, angles_deg, volume_shape, x0: np.ndarray, *, iterations: int, dt: float,
-               positivity: bool, accelerate: str, b_abs_sum: float, iters=None):
+               positivity: bool, accelerate: str, b_abs_sum: float, iters=None, dts=None):
     """RESIRE iterations on the device (see :func:`aetbench.reconstruct.resire.resire`).
 
     ``b`` (n, mx, my) float32 measured images, ``x0`` float32 start ``[ix, iy, iz]``,
-    ``dt`` the step [1/(n_proj·n_z) units already applied].  Returns the volume
+    ``dt`` the step [1/(n_proj·n_z) units already applied], ``dts`` optional steps per iteration (the
+    ``"cyclic"`` schedule; they replace ``dt``).  Returns the volume
     (host), the R-factor history and the number of momentum restarts.
     """
     P = GpuProjector(volume_shape, angles_deg, image_shape=b.shape[1:])
@@ -305,8 +306,9 @@ def resire_gpu(b: np.ndarray, angles_deg, volume_shape, x0: np.ndarray, *, itera
     _, f_prev = residual(0.0)
     history, restarts, t = [], 0, 1.0
     nvox = P.n_voxels
-    for _ in (iters if iters is not None else range(iterations)):
-        P.back_device(pad_r, x, y_dev=y if nesterov else x, dt=dt, positivity=positivity)
+    for i in (iters if iters is not None else range(iterations)):
+        P.back_device(pad_r, x, y_dev=y if nesterov else x, dt=dt if dts is None else float(dts[i]),
+                      positivity=positivity)
         pad_ax, pad_prev = pad_prev, pad_ax
         P.forward_device(x, pad_ax)
         if nesterov:
