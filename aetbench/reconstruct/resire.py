@@ -209,16 +209,17 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     b_abs_sum = float(np.abs(b).sum(dtype=np.float64))
     dt0 = 1.0 / (len(proj) * b.shape[1])  # projection length, not the volume's z size
     dt = np.float32(step * dt0)
-    steps, cycle = None, {}
-    if accelerate == "cyclic":
-        steps, cycle = _cyclic_schedule(ts, vs, b.shape[1], iterations, step, speedup)
-        dts = (steps * dt0).astype(np.float32)
     if device is None:
         from .gpu import default_device
 
         device = default_device()
     if device not in ("cpu", "gpu"):
         raise AetbenchError(f"device: expected 'cpu' or 'gpu', got {device!r}")
+    steps, cycle = None, {}
+    if accelerate == "cyclic":  # the largest eigenvalue of the operator that will run (the GPU's is the general one)
+        op = make_projector(ts, vs, "general") if device == "gpu" and proj.method != "general" else proj
+        steps, cycle = _cyclic_schedule(ts, vs, b.shape[1], iterations, step, speedup, op)
+        dts = (steps * dt0).astype(np.float32)
     if device == "gpu":
         from .gpu import resire_gpu
 
@@ -272,7 +273,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     return Volume(x, ts.pixel_size, meta)
 
 
-def _cyclic_schedule(ts, vs, n_length, iterations, step, speedup):
+def _cyclic_schedule(ts, vs, n_length, iterations, step, speedup, proj):
     """Per-iteration steps [dt₀] of ``accelerate="cyclic"`` and the metadata that records them."""
     from .schedule import cycle_multipliers, normal_eigenvalue_max, two_step_cycle
 
@@ -280,7 +281,7 @@ def _cyclic_schedule(ts, vs, n_length, iterations, step, speedup):
             or not (np.isfinite(speedup) and speedup >= 1.0):
         raise AetbenchError(f"speedup: expected a mean step of at least 1 × step (e.g. 10/3), got {speedup!r}")
     t0 = time.perf_counter()
-    mu = normal_eigenvalue_max(ts.angles, vs, ts.shape, n_length)
+    mu = normal_eigenvalue_max(ts.angles, vs, ts.shape, n_length, projector=proj)
     long, short, rho = two_step_cycle(float(speedup) * step, mu)
     steps = cycle_multipliers(iterations, long, short)
     return steps, {"speedup": float(speedup), "cycle_steps": [long, short], "cycle_rho": rho,
