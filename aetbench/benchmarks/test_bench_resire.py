@@ -1,7 +1,8 @@
 """Benchmark: one RESIRE iteration (FP + BP + update, in place) at 128³ × 60, single-axis and Euler; plain,
 Nesterov and the cyclic steps as peers (the same cost per iteration: the Nesterov residual is a linear
-combination, no extra projection; the cyclic steps only change the step, after a one-off power iteration on
-one slab, ``metadata["schedule_seconds"]``).  The 290³ × 60 iteration (the 20k-atom geometry) runs with ``AETBENCH_BENCH_HEAVY=1``.
+combination, no extra projection; the cyclic steps only change the step, after a one-off power iteration,
+``metadata["schedule_seconds"]``, not in the per-iteration time).  The 290³ × 60 iteration (the 20k-atom
+geometry) runs with ``AETBENCH_BENCH_HEAVY=1``.
 
 Run with ``pytest aetbench/benchmarks/test_bench_resire.py --benchmark-enable``.
 """

@@ -215,7 +215,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
         device = default_device()
     if device not in ("cpu", "gpu"):
         raise AetbenchError(f"device: expected 'cpu' or 'gpu', got {device!r}")
-    steps, cycle = None, {}
+    dts, cycle = None, {}  # per-iteration steps of the cyclic schedule (None: the constant dt)
     if accelerate == "cyclic":  # the largest eigenvalue of the operator that will run (the GPU's is the general one)
         op = make_projector(ts, vs, "general") if device == "gpu" and proj.method != "general" else proj
         steps, cycle = _cyclic_schedule(ts, vs, b.shape[1], iterations, step, speedup, op)
@@ -231,7 +231,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
         xg, history, restarts = resire_gpu(b, ts.angles, vs, np.asarray(x, dtype=np.float32), iterations=iterations,
                                            dt=float(dt), positivity=positivity, accelerate=accelerate,
                                            b_abs_sum=b_abs_sum, iters=iteration_range(iterations, progress, "RESIRE"),
-                                           dts=None if steps is None else dts)
+                                           dts=dts)
         meta = {"method": "resire", "iterations": iterations, "step": float(step), "positivity": bool(positivity),
                 "r_factor": history, "single_axis_projector": False, "projector": "general", "accelerate": accelerate,
                 "device": "gpu", **cycle,
@@ -250,7 +250,7 @@ def resire(ts: TiltSeries, *, iterations: int = 200, step: float = 1.0, positivi
     its = iteration_range(iterations, progress, "RESIRE")
     if accelerate in ("none", "cyclic"):
         for i in its:
-            num = _plain_step(proj, b, x, resid, grad, absbuf, dt if steps is None else dts[i], positivity)
+            num = _plain_step(proj, b, x, resid, grad, absbuf, dt if dts is None else dts[i], positivity)
             history.append(num / b_abs_sum if b_abs_sum > 0 else float("nan"))
     elif accelerate == "subsets":
         n_os = iterations - iterations // 2 if subset_iterations is None else int(subset_iterations)

@@ -73,23 +73,24 @@ def normal_eigenvalue_max(angles_deg, volume_shape, image_shape, n_length: int, 
     nx, ny, nz = (int(s) for s in volume_shape)
     if is_single_axis(angles_deg):
         P = Projector((nx, 1, nz), angles_deg, image_shape=image_shape, method="general")
-        shape = (nx, 1, nz)
     else:
         P = projector if projector is not None else Projector((nx, ny, nz), angles_deg, image_shape=image_shape)
-        shape = P.volume_shape
         rtol = max(rtol, 1e-4)
     scale = np.float32(1.0 / (len(P) * int(n_length)))
-    v = np.ones(shape, np.float32)  # the top eigenvector is smooth and positive: converges in a few steps
+    # in the kernels' native layout with preallocated buffers, like RESIRE's own loop (no transposes or copies)
+    v = P.to_native(np.ones(P.volume_shape, np.float32))  # the top eigenvector is smooth and positive: few steps
     v /= np.linalg.norm(v)
+    img = np.empty(P.projections_shape, np.float32)
+    w, prod = np.empty_like(v), np.empty_like(v)
     mu = 0.0
     for _ in range(iterations):
-        w = P.back(P.forward(v))
+        P.back_native(P.forward_native(v, out=img), out=w)
         w *= scale
-        mu_new = float(np.vdot(v.astype(np.float64), w.astype(np.float64)))
+        mu_new = float(np.multiply(v, w, out=prod).sum(dtype=np.float64))  # Rayleigh quotient, ‖v‖ = 1
         norm = float(np.linalg.norm(w))
         if norm == 0.0:
             raise AetbenchError("geometry: the projections see no voxel of the volume (no overlap of beam and volume)")
-        v = w / np.float32(norm)
+        np.multiply(w, np.float32(1.0 / norm), out=v)
         if abs(mu_new - mu) <= rtol * mu_new:
             return mu_new
         mu = mu_new
